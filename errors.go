@@ -15,8 +15,9 @@ var (
 	// ErrRejected: the domain rejected the command against the entity's
 	// current state; the attempt is recorded (HTTP 409).
 	ErrRejected = errors.New("rejected")
-	// ErrInsufficientFunds: a debit would overdraw (a kind of ErrRejected).
-	ErrInsufficientFunds = errors.New("insufficient funds")
+	// ErrInsufficientFunds: a debit would overdraw. It is a rejection:
+	// errors.Is(ErrInsufficientFunds, ErrRejected) holds.
+	ErrInsufficientFunds error = &Error{Kind: ErrRejected, Code: "insufficient_funds", Message: "insufficient funds"}
 	// ErrConflict: the expected stream version was taken by another writer,
 	// or an equal request is still in flight (HTTP 409).
 	ErrConflict = errors.New("conflict")

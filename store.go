@@ -100,9 +100,14 @@ type Bus interface {
 	Send(ctx context.Context, e *Event) (*Reply, error)
 }
 
-// CommandHandler is what a writer does with a command that arrived on a
-// Bus. It returns the reply to send back.
-type CommandHandler func(ctx context.Context, e *Event) *Reply
+// CommandHandler takes the commands that arrive on a Bus; a writer is one.
+type CommandHandler interface {
+	// Handle takes a command and calls respond exactly once with its
+	// reply, possibly later and from another goroutine, so that commands
+	// can be committed in groups. It must not block for long: a handler
+	// that is saturated responds at once with an ErrUnavailable error.
+	Handle(e *Event, respond func(*Reply))
+}
 
 // MarshalReply encodes a reply for the wire and for the event log.
 func MarshalReply(r *Reply) json.RawMessage {
@@ -113,4 +118,13 @@ func MarshalReply(r *Reply) json.RawMessage {
 		b, _ = json.Marshal(&Reply{EventID: r.EventID, Error: NewReplyError(Errorf(ErrInternal, "internal", "encode reply: %v", err))})
 	}
 	return b
+}
+
+// UnmarshalReply decodes a reply from the wire or the event log.
+func UnmarshalReply(b []byte) (*Reply, error) {
+	var r Reply
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
 }

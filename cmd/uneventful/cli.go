@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/uneventful/uneventful"
+)
+
+// Main is the program, with its outside world on fields so that tests run
+// it in-process.
+type Main struct {
+	Stdout, Stderr io.Writer
+	// Getenv reads the environment; flags default from UNEVENTFUL_*.
+	Getenv func(string) string
+	// Ready, if set, receives the HTTP address once serve is listening.
+	Ready chan<- string
+}
+
+// errUsage means the usage was printed already.
+var errUsage = errors.New("usage")
+
+const usage = `uneventful: event-sourced domains over NATS, with a wallet service.
+
+Usage:
+  uneventful serve     [--http ADDR] [--data DIR]   run everything in one process (embedded NATS, SQLite, in-process read model)
+  uneventful ksuid                                  print a new entity id
+  uneventful events    [--data DIR] [--entity wallet.ID] [--follow] [--json]   the event log: every attempt, with outcome
+  uneventful states    [--data DIR] [--entity wallet.ID] [--follow] [--json]   the state log: the state after each accepted change
+  uneventful history   [--data DIR] [--follow] [--json]                        the global history of every domain
+  uneventful version                                print the version
+  uneventful help [COMMAND]                         this text, or a command's flags
+
+Every flag defaults from an environment variable UNEVENTFUL_<FLAG> (e.g. UNEVENTFUL_DATA); flags win.
+`
+
+// Run runs one subcommand.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	if m.Getenv == nil {
+		m.Getenv = func(string) string { return "" }
+	}
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return m.serve(ctx, rest)
+	case "ksuid":
+		fmt.Fprintln(m.Stdout, uneventful.NewID())
+		return nil
+	case "events", "states", "history":
+		return m.tail(ctx, cmd, rest)
+	case "version", "--version":
+		fmt.Fprintln(m.Stdout, "uneventful", version())
+		return nil
+	case "help", "-h", "--help":
+		if len(rest) > 0 && rest[0] != "help" {
+			return m.Run(ctx, []string{rest[0], "--help"})
+		}
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(m.Stderr, "uneventful: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+// flags returns a flag set whose defaults come from the environment.
+func (m *Main) flags(name string) *flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	return &flagSet{FlagSet: fs, getenv: m.Getenv}
+}
+
+type flagSet struct {
+	*flag.FlagSet
+	getenv func(string) string
+}
+
+func envName(flagName string) string {
+	return "UNEVENTFUL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// String defines a string flag defaulting from UNEVENTFUL_<NAME>.
+func (f *flagSet) String(name, def, usage string) *string {
+	if v := f.getenv(envName(name)); v != "" {
+		def = v
+	}
+	return f.FlagSet.String(name, def, usage+" (env "+envName(name)+")")
+}
+
+// Bool defines a bool flag defaulting from UNEVENTFUL_<NAME>.
+func (f *flagSet) Bool(name string, def bool, usage string) *bool {
+	if v := f.getenv(envName(name)); v != "" {
+		def = v == "1" || strings.EqualFold(v, "true") || strings.EqualFold(v, "yes")
+	}
+	return f.FlagSet.Bool(name, def, usage+" (env "+envName(name)+")")
+}
+
+// Int defines an int flag defaulting from UNEVENTFUL_<NAME>.
+func (f *flagSet) Int(name string, def int, usage string) *int {
+	if v := f.getenv(envName(name)); v != "" {
+		fmt.Sscan(v, &def)
+	}
+	return f.FlagSet.Int(name, def, usage+" (env "+envName(name)+")")
+}
+
+// parse parses args; errUsage after printing help or an error.
+func (f *flagSet) parse(args []string) error {
+	if err := f.Parse(args); err != nil {
+		return errUsage
+	}
+	if f.NArg() > 0 {
+		fmt.Fprintf(f.Output(), "unexpected argument %q\n", f.Arg(0))
+		f.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+// logger builds the process's logger from --log-level.
+func (m *Main) logger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " " + s.Value[:12]
+			}
+		}
+		return v
+	}
+	return "unknown"
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "unknown"
+	}
+	return h
+}
