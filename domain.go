@@ -115,7 +115,7 @@ func Handle[S, In, C any](
 		apply: func(s S, change json.RawMessage) (S, error) {
 			var c C
 			if err := json.Unmarshal(change, &c); err != nil {
-				return s, fmt.Errorf("decode change: %w", err)
+				return s, fmt.Errorf("decode change: %v", err)
 			}
 			return apply(s, c), nil
 		},
@@ -188,7 +188,7 @@ func (d *Domain[S]) EncodeState(state any) (json.RawMessage, error) { return jso
 func (d *Domain[S]) DecodeState(data json.RawMessage) (any, error) {
 	var s S
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("decode %s state: %w", d.DomainName, err)
+		return nil, fmt.Errorf("decode %s state: %v", d.DomainName, err)
 	}
 	return s, nil
 }
