@@ -149,6 +149,9 @@ func Consume(ctx context.Context, js jetstream.JetStream, durable string, logger
 			continue
 		}
 		if err := fn(ctx, events); err != nil {
+			if ctx.Err() != nil {
+				break // stopping: unacknowledged, so redelivered on the next start
+			}
 			logger.Warn("record events; they will be redelivered", "count", len(events), "err", err)
 			for _, m := range msgs {
 				_ = m.NakWithDelay(time.Second)

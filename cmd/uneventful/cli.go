@@ -35,6 +35,7 @@ Usage:
   uneventful events    [--data DIR] [--entity wallet.ID] [--follow] [--json]   the event log: every attempt, with outcome
   uneventful states    [--data DIR] [--entity wallet.ID] [--follow] [--json]   the state log: the state after each accepted change
   uneventful history   [--data DIR] [--follow] [--json]                        the global history of every domain
+  uneventful load      [-s] [--loop] [--workers N] [--duration D] [--rate R] [--wallets N] URL   HTTP load: throughput, latency percentiles, statuses
   uneventful version                                print the version
   uneventful help [COMMAND]                         this text, or a command's flags
 
@@ -59,6 +60,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return nil
 	case "events", "states", "history":
 		return m.tail(ctx, cmd, rest)
+	case "load":
+		return m.load(ctx, rest)
 	case "version", "--version":
 		fmt.Fprintln(m.Stdout, "uneventful", version())
 		return nil
