@@ -37,12 +37,12 @@ const (
 // the fields and fills zero ones with their defaults; later changes to the
 // fields are not seen. A Server is safe for concurrent use once opened.
 type Server struct {
-	// Domains are the domains served, each under /<name>/. Required; names
-	// must be unique.
+	// Domains are the domains served, each under /<name>/; names must be
+	// unique. None serves only /healthz and /readyz.
 	Domains []uneventful.Model
-	// Bus carries commands to the writers. Required.
+	// Bus carries commands to the writers. Required with Domains.
 	Bus uneventful.Bus
-	// Reader is the read model the queries read. Required.
+	// Reader is the read model the queries read. Required with Domains.
 	Reader uneventful.Reader
 	// Logger receives request logs (Debug) and failures (Warn, Error).
 	// Default slog.Default().
@@ -93,13 +93,11 @@ func (s *Server) Open() error {
 }
 
 func (s *Server) open() error {
-	if len(s.Domains) == 0 {
-		return errors.New("http: Server.Domains is empty")
-	}
-	if s.Bus == nil {
+	// No domains is a role that serves only /healthz and /readyz.
+	if len(s.Domains) > 0 && s.Bus == nil {
 		return errors.New("http: Server.Bus is nil")
 	}
-	if s.Reader == nil {
+	if len(s.Domains) > 0 && s.Reader == nil {
 		return errors.New("http: Server.Reader is nil")
 	}
 	if s.Logger == nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -504,7 +505,6 @@ func TestOpen(t *testing.T) {
 	nilQuery := newAcct()
 	nilQuery.QueryFuncs["nil"] = nil
 	for name, change := range map[string]func(*uhttp.Server){
-		"no domains":      func(s *uhttp.Server) { s.Domains = nil },
 		"nil domain":      func(s *uhttp.Server) { s.Domains = []uneventful.Model{nil} },
 		"no bus":          func(s *uhttp.Server) { s.Bus = nil },
 		"no reader":       func(s *uhttp.Server) { s.Reader = nil },
@@ -623,6 +623,20 @@ func TestViewNotAnObject(t *testing.T) {
 		r := f.do(t, "POST", "/acct/"+uneventful.NewID()+"/add", `{"amount": 5}`)
 		if r.status != 200 || !strings.HasSuffix(r.raw, tc.want+"\n") {
 			t.Errorf("view %s: %d %s, want it to end in %s", tc.view, r.status, r.raw, tc.want)
+		}
+	}
+}
+
+// A role without domains (a writer, the history writer) serves only the
+// health endpoints.
+func TestHealthOnlyServer(t *testing.T) {
+	s := &uhttp.Server{Ready: map[string]func(context.Context) error{"nats": func(context.Context) error { return nil }}}
+	h := s.Handler()
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/wallet/" + uneventful.NewID() + "/balance": 404} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s: %d, want %d: %s", path, rec.Code, want, rec.Body)
 		}
 	}
 }
