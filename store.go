@@ -36,6 +36,11 @@ type Store interface {
 	// Events returns events in sequence order matching the query.
 	Events(ctx context.Context, q EventQuery) ([]Event, error)
 
+	// Records returns up to limit accepted records (event and the state
+	// after it) with a sequence above after, in sequence order: the feed
+	// that rebuilds a read model.
+	Records(ctx context.Context, after int64, limit int) ([]Record, error)
+
 	// States returns up to limit state rows of a stream with a version
 	// above after, oldest first.
 	States(ctx context.Context, domain, entityID string, after int64, limit int) ([]State, error)
@@ -85,10 +90,12 @@ type EventQuery struct {
 // memory (in-process), redis.
 type ReadModel interface {
 	Reader
-	// Project records states. It is monotonic: a state replaces the held
-	// one only if its version is higher, so a late or repeated update
+	// Project records the accepted records' states and events; rejected
+	// records (State == nil) are ignored. It is monotonic and idempotent:
+	// a state replaces the held one only if its version is higher, and an
+	// event already held is not added again, so a late or repeated update
 	// never moves an entity backwards.
-	Project(ctx context.Context, states []State) error
+	Project(ctx context.Context, records []Record) error
 }
 
 // Bus carries commands from servers to writers.

@@ -31,11 +31,13 @@ func New(stores map[string]uneventful.Store) *ReadModel {
 }
 
 // Project implements uneventful.ReadModel.
-func (m *ReadModel) Project(_ context.Context, states []uneventful.State) error {
+func (m *ReadModel) Project(_ context.Context, records []uneventful.Record) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for i := range states {
-		m.put(states[i])
+	for i := range records {
+		if records[i].State != nil {
+			m.put(*records[i].State)
+		}
 	}
 	return nil
 }

@@ -274,7 +274,6 @@ func (w *Writer) try(batch []*pending) error {
 		}
 	}
 	// Durable: now the cache, the read model, and the replies.
-	var states []uneventful.State
 	for stream, ent := range work {
 		if len(w.cache) >= w.MaxCache {
 			for k := range w.cache { // evict an arbitrary entry
@@ -284,13 +283,8 @@ func (w *Writer) try(batch []*pending) error {
 		}
 		w.cache[stream] = ent
 	}
-	for i := range records {
-		if records[i].State != nil {
-			states = append(states, *records[i].State)
-		}
-	}
-	if w.ReadModel != nil && len(states) > 0 {
-		if err := w.ReadModel.Project(ctx, states); err != nil {
+	if w.ReadModel != nil && len(records) > 0 {
+		if err := w.ReadModel.Project(ctx, records); err != nil {
 			w.Logger.Warn("project states; the read model will catch up", "domain", model.Name(), "err", err)
 		}
 	}
