@@ -51,6 +51,9 @@ func (m *Main) tail(ctx context.Context, which string, args []string) error {
 			return err
 		}
 		out.Flush()
+		if n == page {
+			continue // more to print now
+		}
 		if !*follow {
 			return nil
 		}
@@ -66,6 +69,9 @@ func (m *Main) tail(ctx context.Context, which string, args []string) error {
 
 type printer func(v any, line string)
 
+// page is how many entries tail reads at a time.
+const page = 500
+
 // source opens the log to read and returns a function that prints the next
 // page of it and says how many entries it printed.
 func (m *Main) source(ctx context.Context, which, dataDir, domain, id string) (func(context.Context, printer) (int, error), func(), error) {
@@ -80,7 +86,7 @@ func (m *Main) source(ctx context.Context, which, dataDir, domain, id string) (f
 		}
 		var after int64
 		return func(ctx context.Context, p printer) (int, error) {
-			events, err := h.History(ctx, after, 500)
+			events, err := h.History(ctx, after, page)
 			for i := range events {
 				e := &events[i]
 				if id != "" && (e.Domain != domain || e.EntityID != id) {
@@ -112,7 +118,7 @@ func (m *Main) source(ctx context.Context, which, dataDir, domain, id string) (f
 		}
 		var after int64
 		return func(ctx context.Context, p printer) (int, error) {
-			states, err := st.States(ctx, domain, id, after, 500)
+			states, err := st.States(ctx, domain, id, after, page)
 			for i := range states {
 				s := &states[i]
 				p(s, fmt.Sprintf("%s\t%s.%s\tv%d\t%s\t%s", s.Timestamp.Format(time.RFC3339Nano), s.Domain, s.EntityID, s.Version, s.EventID, s.Data))
@@ -126,7 +132,7 @@ func (m *Main) source(ctx context.Context, which, dataDir, domain, id string) (f
 		// Rejected attempts share the version they were decided against,
 		// so a stream is paged by both: the version keeps it on its index,
 		// the sequence skips what was printed.
-		q := uneventful.EventQuery{Domain: domain, EntityID: id, AfterSequence: seq, Limit: 500}
+		q := uneventful.EventQuery{Domain: domain, EntityID: id, AfterSequence: seq, Limit: page}
 		if id != "" {
 			q.AfterVersion = max(version-1, 0)
 		}
