@@ -98,4 +98,3 @@ func (m *ReadModel) store(domain string) (uneventful.Store, error) {
 	}
 	return s, nil
 }
-
