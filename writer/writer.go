@@ -164,7 +164,7 @@ func (w *Writer) commit(batch []*pending) {
 			if retry {
 				err = &uneventful.Error{Kind: uneventful.ErrUnavailable, Code: "contention", Err: err,
 					Message: "other writers kept taking the same entities' versions; nothing was applied, retry"}
-			} else if !errors.Is(err, uneventful.ErrUnavailable) {
+			} else if !errors.Is(err, uneventful.ErrUnavailable) && !errors.Is(err, uneventful.ErrTimeout) {
 				err = &uneventful.Error{Kind: uneventful.ErrUnavailable, Code: "store_unavailable", Err: err,
 					Message: "the event store could not record the command; nothing was applied, retry"}
 			}
