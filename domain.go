@@ -242,9 +242,16 @@ var kinds = []struct {
 
 // NewReplyError turns err into its wire form.
 func NewReplyError(err error) *ReplyError {
+	// An *Error's own kind wins over the kinds of the causes it wraps: a
+	// conflict that exhausted its retries is reported as unavailable.
+	var target error = err
+	var e *Error
+	if errors.As(err, &e) && e.Kind != nil {
+		target = e.Kind
+	}
 	kind := "internal"
 	for _, k := range kinds {
-		if errors.Is(err, k.err) {
+		if errors.Is(target, k.err) {
 			kind = k.name
 			break
 		}

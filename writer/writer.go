@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -152,7 +153,7 @@ func RequestHash(e *uneventful.Event) string {
 // commit decides and records one batch, retrying when another writer took
 // a version first.
 func (w *Writer) commit(batch []*pending) {
-	const attempts = 5
+	const attempts = 10
 	for i := 1; ; i++ {
 		err := w.try(batch)
 		if err == nil {
@@ -173,10 +174,13 @@ func (w *Writer) commit(batch []*pending) {
 			}
 			return
 		}
-		// Our cached states are stale: another writer appended. Reload.
+		// Our cached states are stale: another writer appended. Reload,
+		// after a random pause so that writers racing for the same
+		// entities fall out of step.
 		for _, p := range batch {
 			delete(w.cache, p.event.Stream())
 		}
+		time.Sleep(time.Duration(rand.IntN(1000*i)) * time.Microsecond)
 	}
 }
 

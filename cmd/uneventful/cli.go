@@ -31,6 +31,11 @@ const usage = `uneventful: event-sourced domains over NATS, with a wallet servic
 
 Usage:
   uneventful serve     [--http ADDR] [--data DIR]   run everything in one process (embedded NATS, SQLite, in-process read model)
+  uneventful server    [--http ADDR] [--nats URL] [--redis URL]              split roles: the stateless HTTP server
+  uneventful writer    [--domain wallet] --store PATH|postgres://... [--nats URL] [--redis URL] [--http ADDR]
+                                                    split roles: a domain's writer (see docs/DEPLOY.md)
+  uneventful history-writer [--store PATH|postgres://...] [--nats URL] [--http ADDR]
+                                                    split roles: the history writer
   uneventful ksuid                                  print a new entity id
   uneventful events    [--data DIR] [--entity wallet.ID] [--follow] [--json]   the event log: every attempt, with outcome
   uneventful states    [--data DIR] [--entity wallet.ID] [--follow] [--json]   the state log: the state after each accepted change
@@ -55,6 +60,12 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	switch cmd {
 	case "serve":
 		return m.serve(ctx, rest)
+	case "server":
+		return m.server(ctx, rest)
+	case "writer":
+		return m.writer(ctx, rest)
+	case "history-writer":
+		return m.historyRole(ctx, rest)
 	case "ksuid":
 		fmt.Fprintln(m.Stdout, uneventful.NewID())
 		return nil
@@ -89,8 +100,15 @@ type flagSet struct {
 	getenv func(string) string
 }
 
+// envName is the environment variable a flag defaults from:
+// UNEVENTFUL_<FLAG>, and UNEVENTFUL_<FLAG>_URL for the URL flags.
 func envName(flagName string) string {
-	return "UNEVENTFUL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+	name := "UNEVENTFUL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+	switch flagName {
+	case "nats", "redis", "store":
+		name += "_URL"
+	}
+	return name
 }
 
 // String defines a string flag defaulting from UNEVENTFUL_<NAME>.

@@ -8,9 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/uneventful/uneventful"
@@ -19,12 +17,23 @@ import (
 	uenats "github.com/uneventful/uneventful/nats"
 	"github.com/uneventful/uneventful/sqlite"
 	"github.com/uneventful/uneventful/wallet"
-	"github.com/uneventful/uneventful/writer"
 )
 
 // domains are the domains this binary serves.
 func domains() []uneventful.Model {
 	return []uneventful.Model{wallet.New(wallet.DefaultScale)}
+}
+
+// domain returns the served domain called name.
+func domain(name string) (uneventful.Model, error) {
+	var names []string
+	for _, d := range domains() {
+		if d.Name() == name {
+			return d, nil
+		}
+		names = append(names, d.Name())
+	}
+	return nil, fmt.Errorf("--domain %q: this binary serves %v", name, names)
 }
 
 // serve runs every role in one process on embedded defaults.
@@ -92,40 +101,24 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	closers = append(closers, func() { hist.Close() })
 	rm := memory.New(stores)
 
-	// Background roles stop after HTTP and the command subscriptions, so
-	// that every command taken is committed and relayed.
-	roles, stopRoles := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	defer func() { stopRoles(); wg.Wait() }()
-	var subs []*natsgo.Subscription
-	var writersWG sync.WaitGroup
-	writersCtx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
-	defer func() { stopWriters(); writersWG.Wait() }()
-	for _, d := range models {
-		relay := (&writer.Relay{Store: stores[d.Name()], Publisher: &uenats.Publisher{JS: js}, Logger: logger.With("role", "relay", "domain", d.Name())}).Init()
-		w := &writer.Writer{Model: d, Store: stores[d.Name()], ReadModel: rm, Logger: logger.With("role", "writer", "domain", d.Name()),
-			Committed: func([]uneventful.Record) { relay.Wake() }}
-		if !*groupCommit {
-			w.MaxBatch = 1
+	var parts []*writerPart
+	defer func() {
+		for _, p := range parts {
+			p.stop()
 		}
-		writersWG.Add(1)
-		go func() { defer writersWG.Done(); w.Run(writersCtx) }()
-		wg.Add(1)
-		go func() { defer wg.Done(); relay.Run(roles) }()
-		sub, err := uenats.Serve(nc, d.Name(), w, logger)
+	}()
+	for _, d := range models {
+		p, err := startWriter(writerConfig{model: d, store: stores[d.Name()], readModel: rm, nc: nc, js: js, groupCommit: *groupCommit, logger: logger})
 		if err != nil {
 			return err
 		}
-		subs = append(subs, sub)
+		parts = append(parts, p)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		uenats.Consume(roles, js, "history", logger.With("role", "history"), func(ctx context.Context, events []uneventful.Event) error {
-			_, err := hist.Record(ctx, events)
-			return err
-		})
-	}()
+	histCtx, stopHist := context.WithCancel(context.WithoutCancel(ctx))
+	var histWG sync.WaitGroup
+	histWG.Add(1)
+	go func() { defer histWG.Done(); runHistory(histCtx, js, hist, logger) }()
+	defer func() { stopHist(); histWG.Wait() }()
 
 	srv := &uehttp.Server{
 		Domains:    models,
@@ -135,57 +128,50 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		SourceName: "serve",
 		SourceID:   fmt.Sprintf("%s:%d", hostname(), os.Getpid()),
 		Ready: map[string]func(context.Context) error{
-			"nats": func(context.Context) error {
-				if !nc.IsConnected() {
-					return errors.New("not connected")
-				}
-				return nil
-			},
-			"store": func(ctx context.Context) error {
-				for name, st := range stores {
-					if _, err := st.Checkpoint(ctx, "relay"); err != nil {
-						return fmt.Errorf("%s: %w", name, err)
-					}
-				}
-				return nil
-			},
+			"nats":  natsReady(nc),
+			"store": storesReady(stores),
 		},
 	}
-	ln, err := net.Listen("tcp", *httpAddr)
+	err = m.listen(ctx, srv, *httpAddr, logger, "data", *dataDir)
+	// In order: commands taken are committed and relayed, then the
+	// history writer records what was relayed.
+	for _, p := range parts {
+		p.stop()
+	}
+	stopHist()
+	histWG.Wait()
+	return err
+}
+
+// listen serves srv on addr until ctx ends and in-flight requests finish.
+func (m *Main) listen(ctx context.Context, srv *uehttp.Server, addr string, logger interface {
+	Info(string, ...any)
+}, attrs ...any) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *httpAddr, err)
+		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	addr := ln.Addr().String()
-	logger.Info("serving", "http", "http://"+addr, "data", *dataDir, "domains", len(models))
+	bound := ln.Addr().String()
+	logger.Info("serving", append([]any{"http", "http://" + bound}, attrs...)...)
 	if m.Ready != nil {
-		m.Ready <- addr
+		m.Ready <- bound
 	}
-	err = srv.ListenAndServe(ctx, ln) // returns once ctx ends and in-flight requests finish
+	err = srv.ListenAndServe(ctx, ln)
 	logger.Info("shutting down")
-	for _, sub := range subs {
-		if derr := sub.Drain(); derr != nil {
-			logger.Warn("drain command subscription", "err", derr)
-		}
-	}
-	waitDrained(subs, 10*time.Second)
-	stopWriters()
-	writersWG.Wait()
-	stopRoles()
-	wg.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	logger.Info("stopped")
 	return nil
 }
 
-// waitDrained waits until the subscriptions have handed every taken message
-// to their handlers.
-func waitDrained(subs []*natsgo.Subscription, limit time.Duration) {
-	deadline := time.Now().Add(limit)
-	for _, s := range subs {
-		for s.IsValid() && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
+// storesReady checks that each store answers a read.
+func storesReady(stores map[string]uneventful.Store) func(context.Context) error {
+	return func(ctx context.Context) error {
+		for name, st := range stores {
+			if _, err := st.Checkpoint(ctx, "relay"); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
 		}
+		return nil
 	}
 }

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uneventful/uneventful"
+	uehttp "github.com/uneventful/uneventful/http"
+	uenats "github.com/uneventful/uneventful/nats"
+	"github.com/uneventful/uneventful/redis"
+)
+
+// roleFlags are the flags every split role shares.
+type roleFlags struct {
+	http, nats, logLevel, redisPrefix *string
+	replicas                          *int
+}
+
+func (m *Main) roleFlags(fs *flagSet, httpDefault string) roleFlags {
+	return roleFlags{
+		http:        fs.String("http", httpDefault, "address to serve HTTP on (/healthz, /readyz)"),
+		nats:        fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
+		logLevel:    fs.String("log-level", "info", "debug, info, warn or error"),
+		replicas:    fs.Int("replicas", 1, "JetStream replicas of the event stream (3 on a cluster)"),
+		redisPrefix: fs.String("redis-prefix", "", "prefix of every Redis key, to share a Redis between deployments"),
+	}
+}
+
+// connectRole connects to NATS and makes sure the event stream exists.
+func (m *Main) connectRole(ctx context.Context, f roleFlags, name string, logger *slog.Logger) (*natsConn, error) {
+	nc, err := connect(*f.nats, name, logger)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if _, err := uenats.EnsureStream(ctx, js, uenats.StreamConfig{Replicas: *f.replicas}); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &natsConn{Conn: nc, js: js}, nil
+}
+
+// server runs the HTTP role: stateless, reads the read model, sends
+// commands over NATS.
+func (m *Main) server(ctx context.Context, args []string) error {
+	fs := m.flags("server")
+	f := m.roleFlags(fs, "127.0.0.1:8080")
+	redisURL := fs.String("redis", "redis://127.0.0.1:6379", "Redis URL of the read model (rediss:// for TLS)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	logger, err := m.logger(*f.logLevel)
+	if err != nil {
+		return err
+	}
+	nc, err := m.connectRole(ctx, f, "uneventful server", logger)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	rm, err := redis.Open(ctx, *redisURL, redis.WithPrefix(*f.redisPrefix), redis.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	defer rm.Close()
+	srv := &uehttp.Server{
+		Domains:    domains(),
+		Bus:        uenats.NewBus(nc.Conn),
+		Reader:     rm,
+		Logger:     logger.With("role", "server"),
+		SourceName: "server",
+		SourceID:   fmt.Sprintf("%s:%d", hostname(), os.Getpid()),
+		Ready: map[string]func(context.Context) error{
+			"nats":  natsReady(nc.Conn),
+			"redis": redisReady(rm),
+		},
+	}
+	return m.listen(ctx, srv, *f.http, logger, "nats", redact(*f.nats), "redis", redact(*redisURL))
+}
+
+// writer runs one domain's write path.
+func (m *Main) writer(ctx context.Context, args []string) error {
+	fs := m.flags("writer")
+	f := m.roleFlags(fs, "127.0.0.1:0")
+	domainName := fs.String("domain", "wallet", "the domain whose commands to take")
+	storeURL := fs.String("store", "", "event store: a SQLite file path (one writer per file) or a postgres:// URL (any number of writers)")
+	redisURL := fs.String("redis", "redis://127.0.0.1:6379", "Redis URL of the read model (rediss:// for TLS)")
+	groupCommit := fs.Bool("group-commit", true, "commit every command that queued during the previous commit in one transaction")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	logger, err := m.logger(*f.logLevel)
+	if err != nil {
+		return err
+	}
+	model, err := domain(*domainName)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *storeURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rm, err := redis.Open(ctx, *redisURL, redis.WithPrefix(*f.redisPrefix), redis.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	defer rm.Close()
+	nc, err := m.connectRole(ctx, f, "uneventful writer "+model.Name(), logger)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	p, err := startWriter(writerConfig{model: model, store: store, readModel: rm, nc: nc.Conn, js: nc.js, groupCommit: *groupCommit, logger: logger})
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	srv := m.healthServer(logger, "writer", map[string]func(context.Context) error{
+		"nats":  natsReady(nc.Conn),
+		"store": storesReady(map[string]uneventful.Store{model.Name(): store}),
+		"redis": redisReady(rm),
+	})
+	return m.listen(ctx, srv, *f.http, logger, "domain", model.Name(), "store", redact(*storeURL))
+}
+
+// history runs the history writer.
+func (m *Main) historyRole(ctx context.Context, args []string) error {
+	fs := m.flags("history")
+	f := m.roleFlags(fs, "127.0.0.1:0")
+	storeURL := fs.String("store", "./data/history.db", "history store: a SQLite file path or a postgres:// URL")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	logger, err := m.logger(*f.logLevel)
+	if err != nil {
+		return err
+	}
+	hist, err := openHistory(ctx, *storeURL)
+	if err != nil {
+		return err
+	}
+	defer hist.Close()
+	nc, err := m.connectRole(ctx, f, "uneventful history", logger)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	hctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); runHistory(hctx, nc.js, hist, logger) }()
+	defer func() { stop(); <-done }()
+	srv := m.healthServer(logger, "history", map[string]func(context.Context) error{"nats": natsReady(nc.Conn)})
+	return m.listen(ctx, srv, *f.http, logger, "store", redact(*storeURL))
+}
+
+// healthServer is the HTTP server of a role without domain routes.
+func (m *Main) healthServer(logger *slog.Logger, role string, ready map[string]func(context.Context) error) *uehttp.Server {
+	return &uehttp.Server{Logger: logger.With("role", role), SourceName: role, Ready: ready}
+}
+
+func redisReady(rm *redis.ReadModel) func(context.Context) error {
+	return func(ctx context.Context) error { return rm.Ping(ctx) }
+}
+
+// natsConn is a NATS connection with its JetStream context.
+type natsConn struct {
+	*natsgo.Conn
+	js jetstream.JetStream
+}
