@@ -3,7 +3,6 @@ package nats
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -121,30 +120,43 @@ func Consume(ctx context.Context, js jetstream.JetStream, durable string, logger
 		case <-time.After(time.Second):
 		}
 	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", durable, err)
+	}
+	defer it.Stop()
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		// Block for one event, then take whatever else is buffered, so a
+		// lone event is recorded at once and a burst in one batch.
+		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() == nil {
-				logger.Warn("fetch events", "err", err)
+				logger.Warn("next event", "err", err)
 				time.Sleep(200 * time.Millisecond)
 			}
 			continue
 		}
-		var msgs []jetstream.Msg
-		var events []uneventful.Event
-		for m := range batch.Messages() {
+		msgs := []jetstream.Msg{m}
+		for len(msgs) < 1000 {
+			m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
+			if err != nil {
+				break
+			}
+			msgs = append(msgs, m)
+		}
+		events := make([]uneventful.Event, 0, len(msgs))
+		kept := msgs[:0]
+		for _, m := range msgs {
 			var e uneventful.Event
 			if err := json.Unmarshal(m.Data(), &e); err != nil {
 				logger.Error("drop undecodable event", "subject", m.Subject(), "err", err)
 				_ = m.Term()
 				continue
 			}
-			msgs = append(msgs, m)
+			kept = append(kept, m)
 			events = append(events, e)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			logger.Debug("fetch ended", "err", err)
-		}
+		msgs = kept
 		if len(events) == 0 {
 			continue
 		}
