@@ -57,8 +57,9 @@
 //		wait for news if len(records) < n
 //	}
 //
-// MarkReady is what notices a flush, so a projector calls it on every poll,
-// also when nothing is new (it is a no-op then). It refuses, with
+// A projector notices a flush by calling Position (or MarkReady, a no-op
+// when nothing is new) on every poll; writer.Projector calls Position.
+// MarkReady refuses, with
 // ErrConflict and code "read_model_flushed", when the data was lost after
 // the projector's Position call, so that a projector that was half way
 // through cannot mark complete a read model that is not.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -63,12 +64,17 @@ func newEnv(t testing.TB) *env {
 // open opens a ReadModel on the test's prefix.
 func (e *env) open(t testing.TB, opts ...redis.Option) *redis.ReadModel {
 	t.Helper()
-	m, err := redis.Open(context.Background(), e.url, append([]redis.Option{redis.WithPrefix(e.prefix)}, opts...)...)
+	m, err := redis.Open(context.Background(), e.url, append([]redis.Option{redis.WithPrefix(e.prefix), testLogger(t)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// testLogger sends the ReadModel's warnings to the test's output.
+func testLogger(t testing.TB) redis.Option {
+	return redis.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil)))
 }
 
 // keys returns the test's keys.
@@ -659,7 +665,7 @@ func wantUnavailable(t *testing.T, m *redis.ReadModel, limit time.Duration) {
 func TestUnreachableRedis(t *testing.T) {
 	redisURL(t)
 	start := time.Now()
-	m, err := redis.Open(context.Background(), fmt.Sprintf("redis://127.0.0.1:%d/0", freePort(t)))
+	m, err := redis.Open(context.Background(), fmt.Sprintf("redis://127.0.0.1:%d/0", freePort(t)), testLogger(t))
 	if err != nil {
 		t.Fatalf("Open with Redis down: %v; want a ReadModel that answers 503", err)
 	}
@@ -703,7 +709,7 @@ func TestUnresponsiveRedis(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	m, err := redis.Open(context.Background(), "redis://"+l.Addr().String())
+	m, err := redis.Open(context.Background(), "redis://"+l.Addr().String(), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -738,7 +744,7 @@ func TestOpenRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{"redis://nobody:secret@" + u.Host, "redis://" + u.Host + "/100000"} {
-		m, err := redis.Open(context.Background(), bad)
+		m, err := redis.Open(context.Background(), bad, testLogger(t))
 		if err == nil {
 			m.Close()
 			t.Errorf("Open(%s) succeeded", bad)
@@ -783,7 +789,7 @@ func TestRedisRestart(t *testing.T) {
 		srv := start()
 		ctx := context.Background()
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		m, err := redis.Open(ctx, "redis://"+addr, append(md.opts, redis.WithTimeout(300*time.Millisecond))...)
+		m, err := redis.Open(ctx, "redis://"+addr, append(md.opts, redis.WithTimeout(300*time.Millisecond), testLogger(t))...)
 		if err != nil {
 			t.Fatal(err)
 		}
