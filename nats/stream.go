@@ -107,7 +107,9 @@ func Consume(ctx context.Context, js jetstream.JetStream, durable string, logger
 			Durable:       durable,
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			DeliverPolicy: jetstream.DeliverAllPolicy,
-			AckWait:       30 * time.Second,
+			// Events handed to a subscriber that died come back after
+			// this; a slow subscriber gets them twice, which it dedupes.
+			AckWait:       5 * time.Second,
 			MaxAckPending: 10000,
 		})
 		if err == nil {

@@ -108,6 +108,7 @@ func TestScaleOut(t *testing.T) {
 	pgURL := pgSchema(t)
 	natsURL := startNATS(t)
 	prefix := "test-" + uneventful.NewID()[:10] + ":"
+	t.Cleanup(func() { deleteRedisKeys(t, redisURL, prefix) })
 	common := []string{"--nats", natsURL, "--log-level", "warn"}
 	// Children log at warn; the address line is at info, so give each
 	// role its own --http and find it by asking.
@@ -283,6 +284,12 @@ func readAll(res *http.Response) string {
 // waits until its /readyz answers 200, and returns its base URL.
 func startRole(t *testing.T, args ...string) string {
 	t.Helper()
+	return startRoleWith(t, nil, args...)
+}
+
+// startRoleWith is startRole, handing the started process to started.
+func startRoleWith(t *testing.T, started func(*exec.Cmd), args ...string) string {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(os.Args[0], append(args, "--http", addr)...)
 	cmd.Env = append(os.Environ(), "UNEVENTFUL_TEST_MAIN=1")
@@ -291,7 +298,13 @@ func startRole(t *testing.T, args ...string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	if started != nil {
+		started(cmd)
+	}
 	t.Cleanup(func() {
+		if cmd.ProcessState != nil {
+			return // killed by the test
+		}
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
@@ -321,5 +334,31 @@ func startRole(t *testing.T, args ...string) string {
 			t.Fatalf("%s did not serve: %v\n%s", args[0], err, stderr.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// deleteRedisKeys deletes the keys under prefix, speaking RESP directly.
+func deleteRedisKeys(t *testing.T, redisURL, prefix string) {
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer c.Close()
+	script := "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end return 1"
+	args := []string{"EVAL", script, "0", prefix + "*"}
+	fmt.Fprintf(c, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(c, "$%d\r\n%s\r\n", len(a), a)
+	}
+	buf := make([]byte, 64)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _ := c.Read(buf); !strings.HasPrefix(string(buf[:n]), ":1") {
+		t.Errorf("deleting test keys answered %q", buf[:n])
 	}
 }
