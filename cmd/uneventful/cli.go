@@ -24,8 +24,12 @@ type Main struct {
 	Ready chan<- string
 }
 
-// errUsage means the usage was printed already.
-var errUsage = errors.New("usage")
+// errUsage means the usage was printed already; errHelp that help was
+// asked for and printed, which is no failure.
+var (
+	errUsage = errors.New("usage")
+	errHelp  = errors.New("help")
+)
 
 const usage = `uneventful: event-sourced domains over NATS, with a wallet service.
 
@@ -49,6 +53,13 @@ Every flag defaults from an environment variable UNEVENTFUL_<FLAG> (e.g. UNEVENT
 
 // Run runs one subcommand.
 func (m *Main) Run(ctx context.Context, args []string) error {
+	if err := m.run(ctx, args); err != errHelp {
+		return err
+	}
+	return nil
+}
+
+func (m *Main) run(ctx context.Context, args []string) error {
 	if m.Getenv == nil {
 		m.Getenv = func(string) string { return "" }
 	}
@@ -138,6 +149,9 @@ func (f *flagSet) Int(name string, def int, usage string) *int {
 // parse parses args; errUsage after printing help or an error.
 func (f *flagSet) parse(args []string) error {
 	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
 		return errUsage
 	}
 	if f.NArg() > 0 {

@@ -17,17 +17,16 @@ import (
 
 // roleFlags are the flags every split role shares.
 type roleFlags struct {
-	http, nats, logLevel, redisPrefix *string
-	replicas                          *int
+	http, nats, logLevel *string
+	replicas             *int
 }
 
 func (m *Main) roleFlags(fs *flagSet, httpDefault string) roleFlags {
 	return roleFlags{
-		http:        fs.String("http", httpDefault, "address to serve HTTP on (/healthz, /readyz)"),
-		nats:        fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
-		logLevel:    fs.String("log-level", "info", "debug, info, warn or error"),
-		replicas:    fs.Int("replicas", 1, "JetStream replicas of the event stream (3 on a cluster)"),
-		redisPrefix: fs.String("redis-prefix", "", "prefix of every Redis key, to share a Redis between deployments"),
+		http:     fs.String("http", httpDefault, "address to serve HTTP on (/healthz, /readyz)"),
+		nats:     fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
+		logLevel: fs.String("log-level", "info", "debug, info, warn or error"),
+		replicas: fs.Int("replicas", 1, "JetStream replicas of the event stream (3 on a cluster)"),
 	}
 }
 
@@ -55,6 +54,7 @@ func (m *Main) server(ctx context.Context, args []string) error {
 	fs := m.flags("server")
 	f := m.roleFlags(fs, "127.0.0.1:8080")
 	redisURL := fs.String("redis", "redis://127.0.0.1:6379", "Redis URL of the read model (rediss:// for TLS)")
+	redisPrefix := fs.String("redis-prefix", "", "prefix of every Redis key, to share a Redis between deployments")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func (m *Main) server(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	rm, err := redis.Open(ctx, *redisURL, redis.WithPrefix(*f.redisPrefix), redis.WithLogger(logger))
+	rm, err := redis.Open(ctx, *redisURL, redis.WithPrefix(*redisPrefix), redis.WithLogger(logger))
 	if err != nil {
 		return err
 	}
@@ -94,6 +94,7 @@ func (m *Main) writer(ctx context.Context, args []string) error {
 	domainName := fs.String("domain", "wallet", "the domain whose commands to take")
 	storeURL := fs.String("store", "", "event store: a SQLite file path (one writer per file) or a postgres:// URL (any number of writers)")
 	redisURL := fs.String("redis", "redis://127.0.0.1:6379", "Redis URL of the read model (rediss:// for TLS)")
+	redisPrefix := fs.String("redis-prefix", "", "prefix of every Redis key, to share a Redis between deployments")
 	groupCommit := fs.Bool("group-commit", true, "commit every command that queued during the previous commit in one transaction")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -111,7 +112,7 @@ func (m *Main) writer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	rm, err := redis.Open(ctx, *redisURL, redis.WithPrefix(*f.redisPrefix), redis.WithLogger(logger))
+	rm, err := redis.Open(ctx, *redisURL, redis.WithPrefix(*redisPrefix), redis.WithLogger(logger))
 	if err != nil {
 		return err
 	}
@@ -136,7 +137,7 @@ func (m *Main) writer(ctx context.Context, args []string) error {
 
 // history runs the history writer.
 func (m *Main) historyRole(ctx context.Context, args []string) error {
-	fs := m.flags("history")
+	fs := m.flags("history-writer")
 	f := m.roleFlags(fs, "127.0.0.1:0")
 	storeURL := fs.String("store", "./data/history.db", "history store: a SQLite file path or a postgres:// URL")
 	if err := fs.parse(args); err != nil {
