@@ -13,6 +13,7 @@ import (
 
 	"github.com/uneventful/uneventful"
 	uehttp "github.com/uneventful/uneventful/http"
+	"github.com/uneventful/uneventful/inventory"
 	"github.com/uneventful/uneventful/memory"
 	uenats "github.com/uneventful/uneventful/nats"
 	"github.com/uneventful/uneventful/sqlite"
@@ -21,7 +22,7 @@ import (
 
 // domains are the domains this binary serves.
 func domains() []uneventful.Model {
-	return []uneventful.Model{wallet.New(wallet.DefaultScale)}
+	return []uneventful.Model{wallet.New(wallet.DefaultScale), inventory.New()}
 }
 
 // domain returns the served domain called name.
