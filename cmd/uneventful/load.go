@@ -143,6 +143,9 @@ func loadParseArgs(fs *flagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
 			return nil, errUsage
 		}
 		rest := fs.Args()
