@@ -50,7 +50,7 @@ func startWriter(cfg writerConfig) (*writerPart, error) {
 	relay := (&writer.Relay{Store: cfg.store, Publisher: &uenats.Publisher{JS: cfg.js},
 		Logger: cfg.logger.With("role", "relay", "domain", name)}).Init()
 	w := &writer.Writer{Model: cfg.model, Store: cfg.store, ReadModel: cfg.readModel,
-		Logger:    cfg.logger.With("role", "writer", "domain", name),
+		Logger:    cfg.logger.With("role", "writer"),
 		Committed: func([]uneventful.Record) { relay.Wake() }}
 	if !cfg.groupCommit {
 		w.MaxBatch = 1
@@ -60,7 +60,7 @@ func startWriter(cfg writerConfig) (*writerPart, error) {
 	p.bg.Add(1)
 	go func() { defer p.bg.Done(); relay.Run(bgctx) }()
 	if prm, ok := cfg.readModel.(writer.PositionedReadModel); ok {
-		proj := &writer.Projector{Domain: name, Store: cfg.store, ReadModel: prm, Logger: cfg.logger.With("role", "projector", "domain", name)}
+		proj := &writer.Projector{Domain: name, Store: cfg.store, ReadModel: prm, Logger: cfg.logger.With("role", "projector")}
 		p.bg.Add(1)
 		go func() { defer p.bg.Done(); proj.Run(bgctx) }()
 	}

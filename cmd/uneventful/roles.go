@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,9 +42,23 @@ func (m *Main) connectRole(ctx context.Context, f roleFlags, name string, logger
 		nc.Close()
 		return nil, err
 	}
-	if _, err := uenats.EnsureStream(ctx, js, uenats.StreamConfig{Replicas: *f.replicas}); err != nil {
-		nc.Close()
-		return nil, err
+	// NATS may start after us: wait for it, saying so, until ctx ends.
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = uenats.EnsureStream(actx, js, uenats.StreamConfig{Replicas: *f.replicas})
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			nc.Close()
+			return nil, ctx.Err()
+		}
+		logger.Warn("waiting for NATS with JetStream", "url", redact(*f.nats), "status", nc.Status().String(), "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
 	return &natsConn{Conn: nc, js: js}, nil
 }
