@@ -104,3 +104,23 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	want(t, s.do("GET", "/wallet/"+w+"/balance", ""), 200, map[string]string{"balance": "5", "version": "1"})
 }
+
+// TestConcurrentDuplicates: the same command sent 16 times at once with one
+// Idempotency-Key (a client retrying while the first is still in flight)
+// applies once, and every copy gets the identical answer.
+func TestConcurrentDuplicates(t *testing.T) {
+	s := startServe(t, t.TempDir())
+	w := uneventful.NewID()
+	answers := make(chan response, 16)
+	for i := 0; i < 16; i++ {
+		go func() { answers <- s.do("POST", "/wallet/"+w+"/credit", `{"amount": 7}`, "Idempotency-Key", "same") }()
+	}
+	first := <-answers
+	want(t, first, 200, nil)
+	for i := 1; i < 16; i++ {
+		if r := <-answers; r.status != first.status || r.raw != first.raw {
+			t.Fatalf("duplicate answered %d %s, first %d %s", r.status, r.raw, first.status, first.raw)
+		}
+	}
+	want(t, s.do("GET", "/wallet/"+w+"/balance", ""), 200, map[string]string{"balance": "7", "version": "1"})
+}
