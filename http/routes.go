@@ -212,9 +212,14 @@ func (s *Server) command(rt *route, command string) nethttp.HandlerFunc {
 		h.Set("Idempotency-Key", key)
 		h.Set("X-Correlation-ID", ev.CorrelationID)
 
+		if !s.acquire() {
+			s.sendFailed(w, r, ev, s.overloaded())
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.CommandTimeout)
 		reply, err := s.Bus.Send(ctx, ev)
 		cancel()
+		s.release()
 		if err != nil {
 			s.sendFailed(w, r, ev, err)
 			return

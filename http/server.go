@@ -25,6 +25,7 @@ const (
 	DefaultReadyTimeout    = 2 * time.Second
 	DefaultShutdownTimeout = 15 * time.Second
 	DefaultMaxBodyBytes    = 64 << 10
+	DefaultMaxInFlight     = 4096
 
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 30 * time.Second
@@ -60,6 +61,10 @@ type Server struct {
 	// MaxBodyBytes caps a command's request body; a larger body gets
 	// 413. Default 64 KiB.
 	MaxBodyBytes int64
+	// MaxInFlight bounds the commands this server waits on at once; past
+	// it a command is answered at once with 503 and Retry-After instead
+	// of queueing without bound. Default 4096.
+	MaxInFlight int
 	// Ready holds named dependency checks run by GET /readyz, e.g.
 	// {"nats": bus.Ping}. Each gets ReadyTimeout; one failing makes the
 	// server not ready (503). Nil means no checks.
@@ -72,6 +77,7 @@ type Server struct {
 	ShutdownTimeout time.Duration
 
 	once     sync.Once
+	inFlight chan struct{} // a slot per command waiting on the bus
 	openErr  error
 	handler  nethttp.Handler
 	domains  map[string]*route
@@ -137,6 +143,13 @@ func (s *Server) open() error {
 	if s.MaxBodyBytes == 0 {
 		s.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if s.MaxInFlight < 0 {
+		return fmt.Errorf("http: Server.MaxInFlight is negative (%d)", s.MaxInFlight)
+	}
+	if s.MaxInFlight == 0 {
+		s.MaxInFlight = DefaultMaxInFlight
+	}
+	s.inFlight = make(chan struct{}, s.MaxInFlight)
 	for name, check := range s.Ready {
 		if check == nil {
 			return fmt.Errorf("http: Server.Ready[%q] is nil", name)
