@@ -34,12 +34,26 @@ var (
 	kindTimeout     = kind{uneventful.ErrTimeout, nethttp.StatusGatewayTimeout, "timeout", "no answer in time; retry"}
 	kindInternal    = kind{uneventful.ErrInternal, nethttp.StatusInternalServerError, "internal", "the server failed to handle the request; the failure was logged"}
 
+	kindUnauthorized = kind{errUnauthorized, nethttp.StatusUnauthorized, "unauthorized", "this server needs a valid API key"}
+	kindForbidden    = kind{errForbidden, nethttp.StatusForbidden, "forbidden", "the API key may not do this"}
+
 	// kinds in the order they are tried: the more specific first.
-	kinds = []kind{kindMismatch, kindInvalid, kindNotFound, kindRejected, kindFunds, kindConflict, kindDuplicate, kindUnavailable, kindTimeout}
+	kinds = []kind{kindMismatch, kindInvalid, kindNotFound, kindRejected, kindFunds, kindConflict, kindDuplicate, kindUnavailable, kindTimeout, kindUnauthorized, kindForbidden}
+)
+
+// Errors of API keys, known only to this package.
+var (
+	errUnauthorized = errors.New("unauthorized")
+	errForbidden    = errors.New("forbidden")
 )
 
 // kindOf returns err's kind; kindInternal for an error of no known kind.
+// An *uneventful.Error's own kind wins over the kinds of causes it wraps.
 func kindOf(err error) kind {
+	var e *uneventful.Error
+	if errors.As(err, &e) && e.Kind != nil {
+		err = e.Kind
+	}
 	for _, k := range kinds {
 		if errors.Is(err, k.err) {
 			return k

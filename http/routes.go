@@ -157,6 +157,9 @@ func (w *statusWriter) Unwrap() nethttp.ResponseWriter { return w.ResponseWriter
 func (s *Server) command(rt *route, command string) nethttp.HandlerFunc {
 	typeSuffix := "." + command
 	return func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if !s.authorized(w, r, ScopeWrite) {
+			return
+		}
 		id := r.PathValue("id")
 		if err := uneventful.ValidID(id); err != nil {
 			s.fail(w, r, err)
@@ -366,6 +369,9 @@ func (s *Server) sendFailed(w nethttp.ResponseWriter, r *nethttp.Request, ev *un
 // query handles GET /<domain>/{id}/<query>.
 func (s *Server) query(rt *route, name string, q uneventful.Query) nethttp.HandlerFunc {
 	return func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if !s.authorized(w, r, ScopeRead) {
+			return
+		}
 		id := r.PathValue("id")
 		if err := uneventful.ValidID(id); err != nil {
 			s.fail(w, r, err)

@@ -65,6 +65,10 @@ type Server struct {
 	// it a command is answered at once with 503 and Retry-After instead
 	// of queueing without bound. Default 4096.
 	MaxInFlight int
+	// APIKeys, if set, are required: queries need the read scope and
+	// commands the write scope (401 without a valid key, 403 without the
+	// scope). /healthz, /readyz and /metrics stay open. Default: none.
+	APIKeys *APIKeys
 	// Ready holds named dependency checks run by GET /readyz, e.g.
 	// {"nats": bus.Ping}. Each gets ReadyTimeout; one failing makes the
 	// server not ready (503). Nil means no checks.

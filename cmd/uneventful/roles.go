@@ -70,6 +70,7 @@ func (m *Main) server(ctx context.Context, args []string) error {
 	f := m.roleFlags(fs, "127.0.0.1:8080")
 	redisURL := fs.String("redis", "redis://127.0.0.1:6379", "Redis URL of the read model (rediss:// for TLS)")
 	redisPrefix := fs.String("redis-prefix", "", "prefix of every Redis key, to share a Redis between deployments")
+	apiKeysFile := fs.String("api-keys-file", "", "require API keys from this file (lines of <name> <read|write|read,write> <key>); default: no keys")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -87,7 +88,12 @@ func (m *Main) server(ctx context.Context, args []string) error {
 		return err
 	}
 	defer rm.Close()
+	keys, err := apiKeys(*apiKeysFile)
+	if err != nil {
+		return err
+	}
 	srv := &uehttp.Server{
+		APIKeys:    keys,
 		Domains:    domains(),
 		Bus:        uenats.NewBus(nc.Conn),
 		Reader:     rm,
@@ -193,4 +199,12 @@ func redisReady(rm *redis.ReadModel) func(context.Context) error {
 type natsConn struct {
 	*natsgo.Conn
 	js jetstream.JetStream
+}
+
+// apiKeys loads the API keys file, if one is named.
+func apiKeys(path string) (*uehttp.APIKeys, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return uehttp.LoadAPIKeys(path)
 }
