@@ -66,6 +66,11 @@ type Publisher struct {
 // the stream's duplicate window is stored once; subscribers dedupe on
 // event_id beyond that.
 func (p *Publisher) Publish(ctx context.Context, events []uneventful.Event) error {
+	// A publish whose ack is lost (the stream leader died after taking
+	// it) never resolves: bound the wait, the relay retries and the
+	// stream deduplicates on the message id.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	futures := make([]jetstream.PubAckFuture, 0, len(events))
 	for i := range events {
 		data, err := json.Marshal(&events[i])
@@ -122,7 +127,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, durable string, logger
 		case <-time.After(time.Second):
 		}
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", durable, err)
 	}

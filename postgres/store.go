@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -57,6 +59,13 @@ var (
 		" LATERAL (SELECT coalesce(max(s.version), 0) AS latest FROM state s" +
 		" WHERE s.domain = t.domain AND s.entity_id = t.entity_id AND s.version < t.version) AS l" +
 		" WHERE l.latest <> t.version - 1"
+	// checkRejected finds rejections decided against a version that is not
+	// the stream's latest: decided on a stale state.
+	checkRejected = "SELECT t.domain, t.entity_id, t.version, l.latest" +
+		" FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(domain, entity_id, version)," +
+		" LATERAL (SELECT coalesce(max(s.version), 0) AS latest FROM state s" +
+		" WHERE s.domain = t.domain AND s.entity_id = t.entity_id) AS l" +
+		" WHERE l.latest <> t.version"
 	insertEvents = insertFromArrays("event", eventColumns, "RETURNING sequence, event_id")
 )
 
@@ -105,6 +114,21 @@ func (s *Store) Append(ctx context.Context, records []uneventful.Record) error {
 	}
 	for i := range records {
 		events.add(&records[i].Event)
+	}
+	// Insert the state rows in one global order, so that two writers'
+	// transactions never wait for each other's state_pkey entries in a
+	// cycle (a deadlock).
+	order := make([]int, 0, len(records))
+	for i := range records {
+		if records[i].State != nil {
+			order = append(order, i)
+		}
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		x, y := records[a].State, records[b].State
+		return cmp.Or(cmp.Compare(x.Domain, y.Domain), cmp.Compare(x.EntityID, y.EntityID), cmp.Compare(x.Version, y.Version))
+	})
+	for _, i := range order {
 		if st := records[i].State; st != nil {
 			states.domain = append(states.domain, st.Domain)
 			states.entityID = append(states.entityID, st.EntityID)
@@ -154,34 +178,34 @@ func (s *Store) Append(ctx context.Context, records []uneventful.Record) error {
 			})
 		},
 	}
-	if len(states.version) > 0 {
+	rejected := rejectedVersions(records)
+	if len(states.version) > 0 || len(rejected.version) > 0 {
 		t.first = func(b *pgx.Batch) {
-			b.Queue(insertStates, states.domain, states.entityID, states.version, states.timestamp, states.eventID, states.data)
-			b.Queue(checkVersions, first.domain, first.entityID, first.version)
+			if len(states.version) > 0 {
+				b.Queue(insertStates, states.domain, states.entityID, states.version, states.timestamp, states.eventID, states.data)
+				b.Queue(checkVersions, first.domain, first.entityID, first.version)
+			}
+			if len(rejected.version) > 0 {
+				b.Queue(checkRejected, rejected.domain, rejected.entityID, rejected.version)
+			}
 		}
 		t.check = func(br pgx.BatchResults) error {
-			if _, err := br.Exec(); err != nil {
-				if pe, ok := uniqueViolation(err); ok && pe.ConstraintName == "state_pkey" {
-					return &uneventful.Error{Kind: uneventful.ErrConflict, Code: "conflict", Err: err,
-						Message: "another writer took a version first: " + pe.Detail}
-				}
-				return err
-			}
-			rows, err := br.Query()
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var domain, entityID string
-				var version, latest int64
-				if err := rows.Scan(&domain, &entityID, &version, &latest); err != nil {
+			if len(states.version) > 0 {
+				if _, err := br.Exec(); err != nil {
+					if pe, ok := uniqueViolation(err); ok && pe.ConstraintName == "state_pkey" {
+						return &uneventful.Error{Kind: uneventful.ErrConflict, Code: "conflict", Err: err,
+							Message: "another writer took a version first: " + pe.Detail}
+					}
 					return err
 				}
-				return uneventful.Errorf(uneventful.ErrConflict, "conflict", "%s is at version %d, so version %d cannot be appended; expected %d",
-					uneventful.StreamName(domain, entityID), latest, version, latest+1)
+				if err := conflicts(br, "%s is at version %[2]d, so version %[3]d cannot be appended: it must follow %[2]d"); err != nil {
+					return err
+				}
 			}
-			return rows.Err()
+			if len(rejected.version) > 0 {
+				return conflicts(br, "%s is at version %[2]d, but a rejection was decided against version %[3]d")
+			}
+			return nil
 		}
 	}
 	if err := s.db.write(ctx, t); err != nil {
@@ -452,4 +476,51 @@ func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64)
 		return fmt.Errorf("save checkpoint %s: %w", name, err)
 	}
 	return nil
+}
+
+// conflicts reads a version check's rows: any row is a conflict, described
+// by format with the stream, the latest version and the version at issue.
+func conflicts(br pgx.BatchResults, format string) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var domain, entityID string
+		var version, latest int64
+		if err := rows.Scan(&domain, &entityID, &version, &latest); err != nil {
+			return err
+		}
+		return uneventful.Errorf(uneventful.ErrConflict, "conflict", format, uneventful.StreamName(domain, entityID), latest, version)
+	}
+	return rows.Err()
+}
+
+// rejectedVersions lists, for each stream with rejections but no accepted
+// change in the batch, the version its rejections were decided against.
+// Where the batch also appends to the stream, its version check covers the
+// rejections: the writer decided them on the same chain of states.
+func rejectedVersions(records []uneventful.Record) firstVersions {
+	type key struct{ domain, entityID string }
+	appended := map[key]bool{}
+	for i := range records {
+		if st := records[i].State; st != nil {
+			appended[key{st.Domain, st.EntityID}] = true
+		}
+	}
+	var out firstVersions
+	seen := map[key]bool{}
+	for i := range records {
+		e := &records[i].Event
+		k := key{e.Domain, e.EntityID}
+		if records[i].State != nil || appended[k] || seen[k] {
+			continue
+		}
+		seen[k] = true
+		out.domain = append(out.domain, e.Domain)
+		out.entityID = append(out.entityID, e.EntityID)
+		out.version = append(out.version, e.Version)
+	}
+	return out
 }

@@ -39,6 +39,7 @@ func TestStore(t *testing.T, open func(t *testing.T) uneventful.Store) {
 		{"States", testStates},
 		{"Checkpoints", testCheckpoints},
 		{"ConcurrentAppends", testConcurrentAppends},
+		{"StaleRejection", testStaleRejection},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, open(t)) })
 	}
@@ -592,4 +593,18 @@ func testConcurrentAppends(t *testing.T, s uneventful.Store) {
 		diff(t, "event "+e.EventID, want, e)
 		delete(successes, e.EventID)
 	}
+}
+
+// testStaleRejection: a rejection is true only of the version it was
+// decided against; one decided on a stale state is a conflict and writes
+// nothing, so that a writer with an old cached state reloads and decides
+// again.
+func testStaleRejection(t *testing.T, s uneventful.Store) {
+	a := newStream("wallet")
+	stale := a.rejected() // decided against version 0...
+	appendOK(t, s, a.accepted())
+	appendFails(t, s, uneventful.ErrConflict, stale) // ...but the stream is at 1
+	appendOK(t, s, a.rejected())                     // decided against 1: fine
+	// Within a batch, a rejection follows the accepted changes before it.
+	appendOK(t, s, a.accepted(), a.rejected())
 }
