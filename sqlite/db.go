@@ -28,16 +28,19 @@ const DefaultLimit = 100
 
 // Connection parameters (see modernc.org/sqlite's Driver). Every connection
 // waits for locks and syncs every commit to disk (synchronous=FULL, so a
-// commit is durable once it returns); the write connection sets WAL mode, so
+// commit is durable once it returns; WithSync(SyncOff) changes that for the
+// write connection, for benchmarks); the write connection sets WAL mode, so
 // readers never block the writer, and starts every transaction with BEGIN
 // IMMEDIATE, so it takes the write lock up front instead of failing on a lock
 // upgrade halfway through.
-var (
-	writeParams = "?_busy_timeout=" + fmt.Sprint(DefaultBusyTimeout.Milliseconds()) +
-		"&_journal_mode=WAL&_synchronous=FULL&_txlock=immediate"
-	readParams = "?_busy_timeout=" + fmt.Sprint(DefaultBusyTimeout.Milliseconds()) +
-		"&_synchronous=FULL&_query_only=1"
-)
+var readParams = "?_busy_timeout=" + fmt.Sprint(DefaultBusyTimeout.Milliseconds()) +
+	"&_synchronous=FULL&_query_only=1"
+
+// writeParams are the write connection's parameters with the given sync.
+func writeParams(sync Sync) string {
+	return "?_busy_timeout=" + fmt.Sprint(DefaultBusyTimeout.Milliseconds()) +
+		"&_journal_mode=WAL&_synchronous=" + string(sync) + "&_txlock=immediate"
+}
 
 // timeLayout is how timestamps are stored: UTC with nanoseconds, fixed
 // width, so that text order is time order and a timestamp reads back
@@ -76,7 +79,7 @@ type db struct {
 // open opens the database file at path. A writer takes the file's lock,
 // creates the file if needed and migrates it to the latest schema; a reader
 // needs a file that a writer has created.
-func open(ctx context.Context, path string, s schema, readOnly bool) (_ *db, err error) {
+func open(ctx context.Context, path string, s schema, readOnly bool, o options) (_ *db, err error) {
 	d := &db{path: path, name: "the " + s.kind + " " + path}
 	defer func() {
 		if err != nil {
@@ -91,7 +94,7 @@ func open(ctx context.Context, path string, s schema, readOnly bool) (_ *db, err
 		if d.lock, err = lock(path); err != nil {
 			return nil, err
 		}
-		if d.write, err = sql.Open("sqlite", path+writeParams); err != nil {
+		if d.write, err = sql.Open("sqlite", path+writeParams(o.sync)); err != nil {
 			return nil, err
 		}
 		d.write.SetMaxOpenConns(1)

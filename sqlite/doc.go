@@ -6,7 +6,8 @@
 // path + ".lock" (holding the writer's process id) and open one write
 // connection, in WAL mode with synchronous=FULL, so that a write is on disk
 // when it returns, and BEGIN IMMEDIATE, so that a write transaction takes
-// the lock before it reads. Reads go through a separate pool of query-only
+// the lock before it reads. (WithSync(SyncOff) turns the sync off, for
+// benchmarks only: see its comment.) Reads go through a separate pool of query-only
 // connections and never wait for the writer. OpenReadOnly and
 // OpenHistoryReadOnly open only the read pool and take no lock, for tools
 // that read a file while its writer runs.

@@ -27,20 +27,24 @@ type History struct {
 // OpenHistory opens the history log in the SQLite file at path for writing,
 // creating the file if needed. Like Open it takes the file's writer lock and
 // fails with an error wrapping uneventful.ErrUnavailable while another
-// writer holds it.
-func OpenHistory(ctx context.Context, path string) (*History, error) {
-	return openHistory(ctx, path, false)
+// writer holds it. Options are as for Open.
+func OpenHistory(ctx context.Context, path string, opts ...Option) (*History, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return openHistory(ctx, path, false, o)
 }
 
 // OpenHistoryReadOnly opens an existing history log for reading only,
 // without the writer's lock. It returns an error wrapping
 // uneventful.ErrNotFound if the file does not exist. Its Record fails.
 func OpenHistoryReadOnly(ctx context.Context, path string) (*History, error) {
-	return openHistory(ctx, path, true)
+	return openHistory(ctx, path, true, options{sync: SyncFull})
 }
 
-func openHistory(ctx context.Context, path string, readOnly bool) (*History, error) {
-	d, err := open(ctx, path, historySchema, readOnly)
+func openHistory(ctx context.Context, path string, readOnly bool, o options) (*History, error) {
+	d, err := open(ctx, path, historySchema, readOnly, o)
 	if err != nil {
 		return nil, fmt.Errorf("open history: %w", err)
 	}

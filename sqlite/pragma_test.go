@@ -37,3 +37,45 @@ func TestConnectionSettings(t *testing.T) {
 		t.Error("a read connection wrote")
 	}
 }
+
+// TestWithSync checks that the sync option reaches the write connection of
+// both kinds of file, that the default stays FULL, and that a mode other
+// than FULL or OFF is refused.
+func TestWithSync(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(t.Context(), filepath.Join(dir, "wallet.db"), WithSync(SyncOff))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h, err := OpenHistory(t.Context(), filepath.Join(dir, "history.db"), WithSync(SyncOff))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	full, err := OpenHistory(t.Context(), filepath.Join(dir, "other.db"), WithSync(SyncFull))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	for _, c := range []struct {
+		name string
+		pool *sql.DB
+		want string
+	}{
+		{"store, SyncOff", s.db.write, "0"},
+		{"history, SyncOff", h.db.write, "0"},
+		{"history, SyncFull", full.db.write, "2"},
+	} {
+		var got string
+		if err := c.pool.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("%s: PRAGMA synchronous = %s, want %s", c.name, got, c.want)
+		}
+	}
+	if _, err := Open(t.Context(), filepath.Join(dir, "bad.db"), WithSync("NORMAL; DROP")); err == nil {
+		t.Error("Open with an unknown sync mode succeeded")
+	}
+}

@@ -41,8 +41,15 @@ type Store struct {
 // path + ".lock" and fails with an error wrapping uneventful.ErrUnavailable,
 // naming the holder's process id, while another Store holds it, in this
 // process or another. Close releases it, as does the end of the process.
-func Open(ctx context.Context, path string) (*Store, error) {
-	return openStore(ctx, path, false)
+//
+// Options are for benchmarks; without them every commit is synced
+// (SyncFull).
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return openStore(ctx, path, false, o)
 }
 
 // OpenReadOnly opens an existing event store for reading only, without the
@@ -50,11 +57,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // an error wrapping uneventful.ErrNotFound if the file does not exist. The
 // Store's Append and SaveCheckpoint fail.
 func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
-	return openStore(ctx, path, true)
+	return openStore(ctx, path, true, options{sync: SyncFull})
 }
 
-func openStore(ctx context.Context, path string, readOnly bool) (_ *Store, err error) {
-	d, err := open(ctx, path, storeSchema, readOnly)
+func openStore(ctx context.Context, path string, readOnly bool, o options) (_ *Store, err error) {
+	d, err := open(ctx, path, storeSchema, readOnly, o)
 	if err != nil {
 		return nil, fmt.Errorf("open event store: %w", err)
 	}
@@ -158,8 +165,21 @@ func (a appender) append(ctx context.Context, r *uneventful.Record) (int64, erro
 		return 0, err
 	}
 	seq, err := res.LastInsertId()
-	if err != nil || r.State == nil {
+	if err != nil {
 		return seq, err
+	}
+	if r.State == nil {
+		// A rejection is only true of the version it was decided
+		// against: one decided on a stale state is a conflict too.
+		var latest int64
+		if err := a.latestVersion.QueryRowContext(ctx, e.Domain, e.EntityID).Scan(&latest); err != nil {
+			return 0, err
+		}
+		if latest != e.Version {
+			return 0, &uneventful.Error{Kind: uneventful.ErrConflict, Code: "conflict",
+				Message: fmt.Sprintf("%s is at version %d, but the rejection was decided against version %d", e.Stream(), latest, e.Version)}
+		}
+		return seq, nil
 	}
 	st := r.State
 	var latest int64
