@@ -72,6 +72,10 @@ type Domain[S any] struct {
 	ViewFunc func(S) any
 	// QueryFuncs maps query names to read endpoints.
 	QueryFuncs map[string]Query
+	// API, if set, describes the commands' request bodies, the view and
+	// the queries' answers for the OpenAPI document (GET /openapi.json);
+	// what it leaves out is described as any JSON object.
+	API *API
 }
 
 var _ Model = (*Domain[int])(nil)

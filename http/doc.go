@@ -10,6 +10,8 @@
 //	GET  /{domain}/{id}/{query}     run a query,    e.g. GET  /wallet/{id}/balance
 //	GET  /healthz                   liveness: 200 while the process serves
 //	GET  /readyz                    readiness: 200 when every Ready check passes
+//	GET  /metrics                   Prometheus metrics (Server.Metrics)
+//	GET  /openapi.json              the OpenAPI 3.1 document, generated from the domains
 //
 // An accepted command answers 200:
 //

@@ -141,6 +141,7 @@ func (s *Server) writeProblem(w nethttp.ResponseWriter, r *nethttp.Request, p pr
 	if p.code == "" {
 		p.code = p.kind
 	}
+	noteProblem(w, p.kind, p.code)
 	body := errorBody{Detail: p.detail, Method: r.Method, URL: r.URL.RequestURI(), Error: p.kind, Code: p.code}
 	var view json.RawMessage
 	if ev != nil {
@@ -211,9 +212,6 @@ var encoders = sync.Pool{New: func() any {
 	return e
 }}
 
-// internalBody is written when an answer cannot be encoded.
-var internalBody = []byte(`{"success":false,"detail":"the server failed to encode its answer; the failure was logged","error":"internal","code":"internal"}` + "\n")
-
 // writeJSON writes v as JSON with a trailing newline. If view is a JSON
 // object, its fields are appended to v's (which must encode as an object),
 // byte for byte: numbers are never decoded, so money stays exact. A view
@@ -230,8 +228,13 @@ func (s *Server) writeJSON(w nethttp.ResponseWriter, r *nethttp.Request, status 
 	setJSONHeaders(h)
 	if err := e.enc.Encode(v); err != nil {
 		s.Logger.LogAttrs(r.Context(), slog.LevelError, "http: encode answer", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
+		// The error shape, which always encodes.
+		noteProblem(w, kindInternal.name, "internal")
+		e.buf.Reset()
+		e.enc.Encode(errorBody{Detail: "the server failed to encode its answer; the failure was logged",
+			Method: r.Method, URL: r.URL.RequestURI(), Error: kindInternal.name, Code: "internal"})
 		w.WriteHeader(nethttp.StatusInternalServerError)
-		w.Write(internalBody)
+		w.Write(e.buf.Bytes())
 		return
 	}
 	if len(view) > 0 {

@@ -79,7 +79,7 @@ func (s *Server) routes() (h nethttp.Handler, err error) {
 			}
 			rt.commands = append(rt.commands, c)
 			slices.Sort(rt.commands)
-			mux.Handle("POST /"+name+"/{id}/"+c, s.command(rt, c))
+			mux.Handle(commandPattern(name, c), s.command(rt, c))
 		}
 		for q, f := range m.Queries() {
 			if !actionRE.MatchString(q) {
@@ -89,7 +89,7 @@ func (s *Server) routes() (h nethttp.Handler, err error) {
 				return nil, fmt.Errorf("http: domain %s: query %q is nil", name, q)
 			}
 			rt.queries = append(rt.queries, q)
-			mux.Handle("GET /"+name+"/{id}/"+q, s.query(rt, q, f))
+			mux.Handle(queryPattern(name, q), s.query(rt, q, f))
 		}
 		slices.Sort(rt.queries)
 		s.domains[name] = rt
@@ -98,11 +98,17 @@ func (s *Server) routes() (h nethttp.Handler, err error) {
 	sort.Strings(s.names)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if err := s.addOperations(mux); err != nil {
+		return nil, err
+	}
+	if err := s.addRoutes(mux); err != nil {
+		return nil, err
+	}
 	// Everything the patterns above do not match lands in these two, so
 	// that every answer is JSON (ServeMux's own 404 and 405 are text).
 	mux.HandleFunc("/{domain}/{id}/{name}", s.fallback)
 	mux.HandleFunc("/", s.notFound)
-	return s.logRequests(mux), nil
+	return s.logRequests(s.instrument(mux)), nil
 }
 
 // logRequests logs each request at Debug, and costs nothing more than a
@@ -444,7 +450,8 @@ func (s *Server) fallback(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 // notFound answers every request no route matches, in JSON.
 func (s *Server) notFound(w nethttp.ResponseWriter, r *nethttp.Request) {
-	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+	switch r.URL.Path {
+	case "/healthz", "/readyz", "/metrics", "/openapi.json":
 		w.Header().Set("Allow", "GET, HEAD")
 		s.writeProblem(w, r, problem{
 			status: nethttp.StatusMethodNotAllowed,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/uneventful/uneventful"
+	"github.com/uneventful/uneventful/metrics"
 )
 
 // Defaults of the Server's settings.
@@ -48,6 +49,11 @@ type Server struct {
 	// Logger receives request logs (Debug) and failures (Warn, Error).
 	// Default slog.Default().
 	Logger *slog.Logger
+	// Metrics counts requests by route and status and commands by
+	// outcome, and is served at GET /metrics. Default: a new
+	// metrics.New(), private to this server; give it the process's to
+	// serve the writers' and NATS metrics too.
+	Metrics *metrics.Metrics
 	// SourceName and SourceID name this process in the events it makes.
 	// Defaults "server" and "<hostname>:<pid>".
 	SourceName string
@@ -79,6 +85,10 @@ type Server struct {
 	// in-flight requests get this long to finish before their
 	// connections are closed. Default 15s.
 	ShutdownTimeout time.Duration
+	// Routes are more routes served beside the domains', such as the web
+	// page's (package web). A pattern that conflicts with another route
+	// makes Open fail. Default: none.
+	Routes []Route
 
 	once     sync.Once
 	inFlight chan struct{} // a slot per command waiting on the bus
@@ -112,6 +122,9 @@ func (s *Server) open() error {
 	}
 	if s.Logger == nil {
 		s.Logger = slog.Default()
+	}
+	if s.Metrics == nil {
+		s.Metrics = metrics.New()
 	}
 	if s.SourceName == "" {
 		s.SourceName = DefaultSourceName

@@ -57,6 +57,7 @@ func New() *uneventful.Domain[State] {
 		},
 		ViewFunc:   func(s State) any { return view{Available: s.Available(), Reserved: s.Reserved} },
 		QueryFuncs: map[string]uneventful.Query{"stock": stock},
+		API:        api,
 	}
 }
 

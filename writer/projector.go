@@ -33,6 +33,10 @@ type Projector struct {
 	Interval time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, is told the read model's position as each pass
+	// begins and progresses (Projecting, Projected), e.g. to export the
+	// read model's lag.
+	Observer Observer
 }
 
 // Run projects until ctx ends.
@@ -57,10 +61,21 @@ func (p *Projector) Run(ctx context.Context) error {
 
 // CatchUp projects every accepted record after the read model's position
 // and marks the new position.
-func (p *Projector) CatchUp(ctx context.Context) error {
+func (p *Projector) CatchUp(ctx context.Context) (err error) {
+	var pos int64
+	if p.Observer != nil {
+		defer func() {
+			if err != nil {
+				p.Observer.Projected(pos, false, err)
+			}
+		}()
+	}
 	pos, ok, err := p.ReadModel.Position(ctx, p.Domain)
 	if err != nil {
 		return err
+	}
+	if p.Observer != nil {
+		p.Observer.Projecting(pos, !ok)
 	}
 	if !ok {
 		p.Logger.Info("read model has no position: rebuilding from the store", "domain", p.Domain)
@@ -77,6 +92,9 @@ func (p *Projector) CatchUp(ctx context.Context) error {
 				return err
 			}
 			pos = records[len(records)-1].Event.Sequence
+			if p.Observer != nil && len(records) == 1000 {
+				p.Observer.Projected(pos, false, nil)
+			}
 		}
 		// A marked position means reads are served, so it is marked
 		// only once caught up, never part way through a rebuild.
@@ -91,6 +109,9 @@ func (p *Projector) CatchUp(ctx context.Context) error {
 		if !ok || pos-start > 1000 {
 			p.Logger.Info("read model caught up", "domain", p.Domain, "from", start, "to", pos, "took", time.Since(started))
 		}
+	}
+	if p.Observer != nil {
+		p.Observer.Projected(pos, true, nil)
 	}
 	return nil
 }

@@ -27,6 +27,9 @@ type Relay struct {
 	Name string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, is told the position published up to (Relayed),
+	// e.g. to export how far publishing lags behind the event log.
+	Observer Observer
 
 	wake chan struct{}
 }
@@ -72,6 +75,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		pos, err = r.flush(ctx, pos)
 		if err != nil && ctx.Err() == nil {
 			r.Logger.Warn("relay events; will retry", "after", pos, "err", err)
+		}
+		if r.Observer != nil {
+			r.Observer.Relayed(pos)
 		}
 		// The checkpoint costs a durable write: save it at most once a
 		// second. A crash republishes at most a second's events, which

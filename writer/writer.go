@@ -42,6 +42,9 @@ type Writer struct {
 	// Committed, if set, is called after each commit with its records,
 	// e.g. to wake a Relay. It must not block.
 	Committed func([]uneventful.Record)
+	// Observer, if set, is told about every batch (see Commit), e.g. to
+	// export metrics.
+	Observer Observer
 
 	once   sync.Once
 	mu     sync.RWMutex // guards closed against Handle's sends
@@ -154,8 +157,17 @@ func RequestHash(e *uneventful.Event) string {
 // a version first.
 func (w *Writer) commit(batch []*pending) {
 	const attempts = 10
+	c := Commit{Commands: len(batch)}
+	if w.Observer != nil {
+		start := time.Now()
+		defer func() {
+			c.Took = time.Since(start)
+			w.Observer.Committed(c)
+		}()
+	}
 	for i := 1; ; i++ {
-		err := w.try(batch)
+		c.Attempts = i
+		err := w.try(batch, &c)
 		if err == nil {
 			return
 		}
@@ -172,6 +184,7 @@ func (w *Writer) commit(batch []*pending) {
 			for _, p := range batch {
 				p.respond(errorReply(p.event, err))
 			}
+			c.Err = err
 			return
 		}
 		// Our cached states are stale: another writer appended. Reload,
@@ -191,7 +204,9 @@ type outcome struct {
 	same   int               // index of an earlier command with the same key, or -1
 }
 
-func (w *Writer) try(batch []*pending) error {
+// try decides and records a batch once, noting in c what it appended.
+func (w *Writer) try(batch []*pending, c *Commit) error {
+	c.Append = 0
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	model := w.Model
@@ -273,9 +288,13 @@ func (w *Writer) try(batch []*pending) error {
 		records = append(records, uneventful.Record{Event: *e, State: st})
 	}
 	if len(records) > 0 {
-		if err := w.Store.Append(ctx, records); err != nil {
+		start := time.Now()
+		err := w.Store.Append(ctx, records)
+		c.Append = time.Since(start)
+		if err != nil {
 			return err
 		}
+		c.Records, c.First, c.Last = len(records), records[0].Event.Sequence, records[len(records)-1].Event.Sequence
 	}
 	// Durable: now the cache, the read model, and the replies.
 	for stream, ent := range work {
@@ -289,7 +308,10 @@ func (w *Writer) try(batch []*pending) error {
 	}
 	if w.ReadModel != nil && len(records) > 0 {
 		if err := w.ReadModel.Project(ctx, records); err != nil {
+			c.ProjectErr = err
 			w.Logger.Warn("project states; the read model will catch up", "domain", model.Name(), "err", err)
+		} else {
+			c.Projected = true
 		}
 	}
 	if w.Committed != nil && len(records) > 0 {
