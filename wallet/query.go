@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/uneventful/uneventful"
@@ -20,7 +21,8 @@ const (
 )
 
 // balance answers GET /wallet/{id}/balance with
-// {"entity_id", "version", "timestamp", "balance"}.
+// {"entity_id", "version", "timestamp", "balance"}, and "in_flight" while
+// transfers from the wallet are not settled.
 func balance(ctx context.Context, r uneventful.Reader, id string, _ url.Values) (any, error) {
 	st, err := r.State(ctx, Name, id)
 	if err != nil {
@@ -31,15 +33,19 @@ func balance(ctx context.Context, r uneventful.Reader, id string, _ url.Values) 
 		return nil, fmt.Errorf("read wallet %s: %w", id, err)
 	}
 	return struct {
-		EntityID  string      `json:"entity_id"`
-		Version   int64       `json:"version"`
-		Timestamp time.Time   `json:"timestamp"`
-		Balance   json.Number `json:"balance"`
-	}{id, st.Version, st.Timestamp.UTC(), json.Number(FormatAmount(s.Balance, s.Scale))}, nil
+		EntityID  string    `json:"entity_id"`
+		Version   int64     `json:"version"`
+		Timestamp time.Time `json:"timestamp"`
+		view
+	}{id, st.Version, st.Timestamp.UTC(), newView(s)}, nil
 }
 
-// transaction is one accepted credit or debit as the transactions query
-// shows it; a debit's amount is negative.
+// transaction is one accepted change as the transactions query shows it.
+// A debit's and a transfer's amount is negative; a settle's is 0, since
+// it only records that money in flight arrived. SourceEntityID is the
+// counterparty: the other wallet of a transfer, receive, refund or
+// settle, the wallet itself for a credit or debit. Transfer is the id of
+// the transfer a change belongs to.
 type transaction struct {
 	Timestamp      time.Time   `json:"timestamp"`
 	SourceEntityID string      `json:"source_entity_id"`
@@ -47,6 +53,43 @@ type transaction struct {
 	Version        int64       `json:"version"`
 	EventID        string      `json:"event_id"`
 	Type           string      `json:"type"`
+	Transfer       string      `json:"transfer,omitempty"`
+}
+
+// newTransaction reads an accepted event of the wallet.
+func newTransaction(e *uneventful.Event) (transaction, error) {
+	tx := transaction{Timestamp: e.Timestamp.UTC(), SourceEntityID: e.EntityID, Version: e.Version, EventID: e.EventID, Type: e.Command}
+	var a Amount
+	var scale int
+	switch e.Command {
+	case Credit, Debit:
+		var c change
+		if err := json.Unmarshal(e.Data, &c); err != nil {
+			return tx, err
+		}
+		a, scale = c.Amount, c.Scale
+		if e.Command == Debit {
+			a = -a
+		}
+	case Transfer, Receive, Refund, Settle:
+		var m move
+		if err := json.Unmarshal(e.Data, &m); err != nil {
+			return tx, err
+		}
+		a, scale, tx.Transfer, tx.SourceEntityID = m.Amount, m.Scale, m.Transfer, m.To
+		switch e.Command {
+		case Transfer:
+			a, tx.Transfer = -a, e.EventID
+		case Receive:
+			tx.SourceEntityID = m.From
+		case Settle:
+			a = 0
+		}
+	default:
+		return tx, fmt.Errorf("unknown command %q", e.Command)
+	}
+	tx.Amount = json.Number(FormatAmount(a, scale))
+	return tx, nil
 }
 
 // transactions answers GET /wallet/{id}/transactions?after=<version>&limit=<n>
@@ -76,32 +119,111 @@ func transactions(ctx context.Context, r uneventful.Reader, id string, params ur
 		Transactions []transaction `json:"transactions"`
 		NextAfter    *int64        `json:"next_after"`
 	}{EntityID: id, Transactions: make([]transaction, len(events))}
-	for i, e := range events {
-		var c change
-		if err := json.Unmarshal(e.Data, &c); err != nil {
-			return nil, fmt.Errorf("read wallet %s version %d: %w", id, e.Version, err)
+	for i := range events {
+		tx, err := newTransaction(&events[i])
+		if err != nil {
+			return nil, fmt.Errorf("read wallet %s version %d: %w", id, events[i].Version, err)
 		}
-		a := c.Amount
-		switch e.Command {
-		case Credit:
-		case Debit:
-			a = -a
-		default:
-			return nil, fmt.Errorf("read wallet %s version %d: unknown command %q", id, e.Version, e.Command)
-		}
-		page.Transactions[i] = transaction{
-			Timestamp:      e.Timestamp.UTC(),
-			SourceEntityID: e.EntityID,
-			Amount:         json.Number(FormatAmount(a, c.Scale)),
-			Version:        e.Version,
-			EventID:        e.EventID,
-			Type:           e.Command,
-		}
+		page.Transactions[i] = tx
 	}
 	if len(events) == int(limit) {
 		page.NextAfter = &events[len(events)-1].Version
 	}
 	return page, nil
+}
+
+// The statuses of a transfer.
+const (
+	// Pending: the amount left the source and is in flight.
+	Pending = "pending"
+	// Completed: the target received the amount.
+	Completed = "completed"
+	// Compensated: the target refused the amount, and it went back to
+	// the source.
+	Compensated = "compensated"
+)
+
+// MaxTransferScan is how many of a wallet's latest changes the transfer
+// query reads, at most, to find a transfer.
+const MaxTransferScan = 100 * maxLimit
+
+// transferStatus answers GET /wallet/{id}/transfer?id=<transfer id>, where
+// {id} is the wallet the transfer was made from, with
+// {"transfer", "from", "to", "amount", "status", "version", "timestamp"}:
+// the status is pending until the source records a settle (completed) or
+// a refund (compensated) of the transfer, and version and timestamp are
+// those of the transfer on the source.
+//
+// The read model has no index of events by id, so the query reads the
+// wallet's accepted changes from the newest back to the transfer, a page
+// at a time: its work is the number of changes since the transfer, not
+// the wallet's history, and it finds a pending transfer in the first
+// page. It gives up after MaxTransferScan changes.
+func transferStatus(ctx context.Context, r uneventful.Reader, id string, params url.Values) (any, error) {
+	vs := params["id"]
+	if len(vs) != 1 || uneventful.ValidID(vs[0]) != nil {
+		return nil, uneventful.Errorf(uneventful.ErrInvalid, "invalid_transfer_id",
+			"give the transfer's id once, as ?id=<the event_id of the transfer>, a 27-character KSUID; got %q", short([]byte(strings.Join(vs, ","))))
+	}
+	tid := vs[0]
+	st, err := r.State(ctx, Name, id)
+	if err != nil {
+		return nil, readError(id, err)
+	}
+	status := Pending
+	for hi := st.Version; hi > 0 && st.Version-hi < MaxTransferScan; {
+		lo := max(hi-maxLimit, 0)
+		events, err := r.Events(ctx, Name, id, lo, int(hi-lo))
+		if err != nil {
+			return nil, readError(id, err)
+		}
+		for i := len(events) - 1; i >= 0; i-- {
+			e := &events[i]
+			if e.Version > hi {
+				continue // recorded since the page was chosen; seen or not, it is newer
+			}
+			if e.EventID == tid {
+				if e.Command != Transfer {
+					return nil, uneventful.Errorf(uneventful.ErrNotFound, "transfer_not_found", "%s is a %s of wallet %s, not a transfer", tid, e.Command, id)
+				}
+				var m move
+				if err := json.Unmarshal(e.Data, &m); err != nil {
+					return nil, fmt.Errorf("read wallet %s version %d: %w", id, e.Version, err)
+				}
+				return struct {
+					Transfer  string      `json:"transfer"`
+					From      string      `json:"from"`
+					To        string      `json:"to"`
+					Amount    json.Number `json:"amount"`
+					Status    string      `json:"status"`
+					Version   int64       `json:"version"`
+					Timestamp time.Time   `json:"timestamp"`
+				}{tid, id, m.To, json.Number(FormatAmount(m.Amount, m.Scale)), status, e.Version, e.Timestamp.UTC()}, nil
+			}
+			if e.Command == Settle || e.Command == Refund {
+				var m move
+				if err := json.Unmarshal(e.Data, &m); err != nil {
+					return nil, fmt.Errorf("read wallet %s version %d: %w", id, e.Version, err)
+				}
+				if m.Transfer == tid {
+					status = Completed
+					if e.Command == Refund {
+						status = Compensated
+					}
+				}
+			}
+		}
+		if len(events) == 0 {
+			break
+		}
+		hi = lo
+	}
+	if st.Version > MaxTransferScan {
+		return nil, uneventful.Errorf(uneventful.ErrNotFound, "transfer_not_found",
+			"wallet %s made no transfer %s in its last %d changes; older transfers are listed by GET /wallet/%s/transactions", id, tid, MaxTransferScan, id)
+	}
+	return nil, uneventful.Errorf(uneventful.ErrNotFound, "transfer_not_found",
+		"wallet %s made no transfer %s; ask the wallet the transfer was made from", id, tid)
 }
 
 // readError turns ErrNotFound from a Reader into the wallet's 404.

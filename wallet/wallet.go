@@ -47,19 +47,37 @@ func New(scale int) *uneventful.Domain[State] {
 		DomainName:   Name,
 		InitialState: State{Scale: scale},
 		Handlers: map[string]uneventful.Handler[State]{
-			Credit: uneventful.Handle(parse, credit, applyCredit),
-			Debit:  uneventful.Handle(parse, debit, applyDebit),
+			Credit:   uneventful.Handle(parse, credit, applyCredit),
+			Debit:    uneventful.Handle(parse, debit, applyDebit),
+			Transfer: uneventful.Handle(parseTransfer(scale), transfer, applyTransfer),
+			Receive:  uneventful.Handle(internal(Receive), receive, applyReceive),
+			Refund:   uneventful.Handle(internal(Refund), refund, applyRefund),
+			Settle:   uneventful.Handle(internal(Settle), settle, applySettle),
 		},
-		ViewFunc: func(s State) any {
-			return struct {
-				Balance json.Number `json:"balance"`
-			}{json.Number(FormatAmount(s.Balance, s.Scale))}
-		},
+		ViewFunc: func(s State) any { return newView(s) },
+		API:      describe(scale),
 		QueryFuncs: map[string]uneventful.Query{
 			"balance":      balance,
 			"transactions": transactions,
+			"transfer":     transferStatus,
 		},
 	}
+}
+
+// view is the public part of a State, merged into command replies:
+// {"balance":5.3}, and {"balance":5.3,"in_flight":2} while transfers
+// from the wallet are not settled yet.
+type view struct {
+	Balance  json.Number `json:"balance"`
+	InFlight json.Number `json:"in_flight,omitempty"`
+}
+
+func newView(s State) view {
+	v := view{Balance: json.Number(FormatAmount(s.Balance, s.Scale))}
+	if s.InFlight != 0 {
+		v.InFlight = json.Number(FormatAmount(s.InFlight, s.Scale))
+	}
+	return v
 }
 
 // request is the body of a credit or a debit.
@@ -70,12 +88,20 @@ type request struct {
 // JSONShape tells uneventful.DecodeJSON what to ask for.
 func (request) JSONShape() string { return `{"amount": <number>}` }
 
-// State is a wallet's state, as recorded in the state log: its balance and
-// the scale of the balance's minor unit. Its JSON is
-// {"balance":5.3,"scale":2}, the balance as an exact decimal.
+// State is a wallet's state, as recorded in the state log: its balance,
+// the money it sent by transfers that are not settled yet, and the scale
+// of their minor unit. Its JSON is {"balance":5.3,"scale":2}, the amounts
+// as exact decimals, with "in_flight" added while it is not 0:
+// {"balance":5.3,"scale":2,"in_flight":1}.
 type State struct {
 	// Balance is never negative.
 	Balance Amount
+	// InFlight is the sum of the transfers from this wallet that are
+	// neither settled nor refunded; never negative. It is not part of
+	// the balance, but the wallet must be able to hold it again should
+	// it be refunded: Balance + InFlight never exceeds the largest
+	// Amount, so a refund never overflows.
+	InFlight Amount
 	// Scale is the number of decimal places of Balance's minor unit,
 	// fixed when the wallet is created.
 	Scale int
@@ -83,7 +109,13 @@ type State struct {
 
 // MarshalJSON implements json.Marshaler.
 func (s State) MarshalJSON() ([]byte, error) {
-	return marshalScaled("balance", s.Balance, s.Scale)
+	b, err := marshalScaled("balance", s.Balance, s.Scale)
+	if err != nil || s.InFlight == 0 {
+		return b, err
+	}
+	b = append(b[:len(b)-1], `,"in_flight":`...)
+	b = appendAmount(b, s.InFlight, s.Scale)
+	return append(b, '}'), nil
 }
 
 // UnmarshalJSON implements json.Unmarshaler. Its errors are plain errors,
@@ -91,8 +123,9 @@ func (s State) MarshalJSON() ([]byte, error) {
 // damage or a bug, not bad input.
 func (s *State) UnmarshalJSON(data []byte) error {
 	var v struct {
-		Balance json.RawMessage `json:"balance"`
-		Scale   json.RawMessage `json:"scale"`
+		Balance  json.RawMessage `json:"balance"`
+		Scale    json.RawMessage `json:"scale"`
+		InFlight json.RawMessage `json:"in_flight"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
@@ -101,7 +134,16 @@ func (s *State) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return fmt.Errorf("wallet state: %w", err)
 	}
-	*s = State{Balance: b, Scale: scale}
+	var inFlight Amount
+	if v.InFlight != nil {
+		if inFlight, _, err = scaled(v.InFlight, v.Scale); err != nil {
+			return fmt.Errorf("wallet state: in_flight: %w", err)
+		}
+		if inFlight > math.MaxInt64-b {
+			return fmt.Errorf("wallet state: the balance %s and in_flight %s add up to more than a wallet holds", v.Balance, v.InFlight)
+		}
+	}
+	*s = State{Balance: b, InFlight: inFlight, Scale: scale}
 	return nil
 }
 
@@ -162,11 +204,24 @@ func credit(s State, in change) (change, error) {
 	if err != nil {
 		return change{}, err
 	}
-	if a > math.MaxInt64-s.Balance {
-		return change{}, uneventful.Reject("balance_overflow", "a credit of %s would take the balance of %s past the most a wallet holds, %s",
-			FormatAmount(a, s.Scale), FormatAmount(s.Balance, s.Scale), FormatAmount(math.MaxInt64, s.Scale))
+	if err := s.room(a, "a credit of "+FormatAmount(a, s.Scale)); err != nil {
+		return change{}, err
 	}
 	return change{Amount: a, Scale: s.Scale}, nil
+}
+
+// room returns a balance_overflow rejection if adding a to the balance
+// would leave no room for the money in flight to come back.
+func (s State) room(a Amount, what string) error {
+	if a <= math.MaxInt64-s.Balance-s.InFlight {
+		return nil
+	}
+	if s.InFlight == 0 {
+		return uneventful.Reject("balance_overflow", "%s would take the balance of %s past the most a wallet holds, %s",
+			what, FormatAmount(s.Balance, s.Scale), FormatAmount(math.MaxInt64, s.Scale))
+	}
+	return uneventful.Reject("balance_overflow", "%s would take the balance of %s, with %s in flight that may come back, past the most a wallet holds, %s",
+		what, FormatAmount(s.Balance, s.Scale), FormatAmount(s.InFlight, s.Scale), FormatAmount(math.MaxInt64, s.Scale))
 }
 
 func debit(s State, in change) (change, error) {
@@ -186,11 +241,13 @@ func debit(s State, in change) (change, error) {
 }
 
 func applyCredit(s State, c change) State {
-	return State{Balance: s.Balance + c.Amount, Scale: s.Scale}
+	s.Balance += c.Amount
+	return s
 }
 
 func applyDebit(s State, c change) State {
-	return State{Balance: s.Balance - c.Amount, Scale: s.Scale}
+	s.Balance -= c.Amount
+	return s
 }
 
 // marshalScaled returns {"<key>":<decimal>,"scale":<scale>}, the JSON of
