@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -85,7 +86,7 @@ func startNATSCluster(t *testing.T, n int) []*natsNode {
 			stderr:  &syncBuffer{},
 			exited:  make(chan struct{}),
 		}
-		node.cmd = exec.Command(bin, "-a", "127.0.0.1", "-p", fmt.Sprint(clientPorts[i]), "-m", fmt.Sprint(monitorPorts[i]),
+		node.cmd = childCommand(bin, "-a", "127.0.0.1", "-p", fmt.Sprint(clientPorts[i]), "-m", fmt.Sprint(monitorPorts[i]),
 			"-js", "-sd", t.TempDir(), "--name", node.name,
 			"--cluster_name", "uneventful-test", "--cluster", fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i]),
 			"--routes", strings.Join(routes, ","))
@@ -159,7 +160,7 @@ func startClusterRoles(t *testing.T, roles ...[]string) []*clusterRole {
 	for i, args := range roles {
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		r := &clusterRole{name: fmt.Sprintf("%s#%d", args[0], i), url: "http://" + addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
-		r.cmd = exec.Command(os.Args[0], append(args, "--http", addr)...)
+		r.cmd = childCommand(os.Args[0], append(args, "--http", addr)...)
 		r.cmd.Env = append(os.Environ(), "UNEVENTFUL_TEST_MAIN=1")
 		r.cmd.Stderr = r.stderr
 		if err := r.cmd.Start(); err != nil {
@@ -241,20 +242,27 @@ func leaders(ctx context.Context, js jetstream.JetStream) (stream, consumer stri
 
 // clusterOp is one command a client sent, and what it got.
 type clusterOp struct {
+	client           int
 	wallet, cmd, key string
 	amount           int
-	status           int // 0: transport error
+	status           int    // 0: transport error (the client's timeout)
+	body             string // the answer, kept unless 200 or 409
 	start, end       time.Time
-	retried          int    // answer of a retry with the same key, for an unknown op
-	body             string // the answer's body, kept for failed ops
+	retried          int    // for an unknown op: the answer to its retry with the same key
+	retriedBody      string // and that answer's body
 }
 
+func (o *clusterOp) String() string {
+	return fmt.Sprintf("%s %d on %s (key %s)", o.cmd, o.amount, o.wallet, o.key)
+}
+
+// opClass is what an answer says about a command.
 type opClass string
 
 const (
-	opOK       opClass = "ok"       // 200: accepted
+	opOK       opClass = "ok"       // 200: applied, recorded as accepted
 	opRejected opClass = "rejected" // 409: recorded as rejected
-	opFailed   opClass = "failed"   // any other 4xx/5xx but 504: nothing applied
+	opFailed   opClass = "failed"   // another 4xx or 5xx but 504: nothing applied
 	opUnknown  opClass = "unknown"  // 504 or a transport error: applied at most once
 )
 
@@ -270,17 +278,44 @@ func classify(status int) opClass {
 	return opFailed
 }
 
-// TestNATSCluster runs the split roles on a 3-node NATS cluster (event
-// stream with 3 replicas), PostgreSQL and Redis: 2 writers, 2 servers and
-// the history writer. 32 clients credit and debit 5 wallets for 8 s; a
-// third of the way in, one nats-server is killed with SIGKILL. The node
-// killed is the one most role connections are on, after the event stream
-// and the history consumer were made to lead there (leader step-down), so
-// that one kill costs roles their connection and JetStream its stream
-// and consumer leader. Clients must keep getting 200s after the kill, no
-// acknowledged command may be lost or applied twice, the invariant holds,
-// the history holds every event exactly once, and the read model
-// converges.
+// answerField reads a string field of a JSON answer ("" if none).
+func answerField(body, field string) string {
+	var m map[string]any
+	if json.Unmarshal([]byte(body), &m) != nil {
+		return ""
+	}
+	v, _ := m[field].(string)
+	return v
+}
+
+// TestNATSCluster (issue "Scale-out", part 8) runs the split roles on a
+// 3-node NATS cluster (nats-server processes n1..n3 on loopback; the
+// roles get all three URLs and --replicas 3, so the event stream is R3),
+// PostgreSQL and Redis: 2 writers, 2 servers and the history writer.
+//
+// 32 clients credit and debit 5 wallets through both servers for 8 s, each
+// with its own Idempotency-Key, and log every answer as ok (200),
+// rejected (409), failed (other 4xx/5xx but 504) or unknown (504 or no
+// answer in 10 s). A third of the way in, one nats-server is killed with
+// SIGKILL. The node killed is the one most role connections are on (ties:
+// the lowest-numbered), after the event stream's and the history
+// consumer's Raft leaders were moved there by leader step-down; so the
+// kill costs roles their connections (in-flight requests are lost) and
+// JetStream its stream and consumer leaders. Clients go on until 8 s have
+// passed and each has sent a command after the kill (a request in flight
+// at the kill may wait its full 10 s).
+//
+// Then: commands succeed after the kill, and none started 2 s after it
+// goes unanswered; every unknown command is retried with its key until
+// it gets a definite answer; in the event log every ok command is
+// recorded exactly once as accepted, every 409 once as rejected, every
+// failed one not at all and every unknown one at most once (once, with
+// its retry's outcome); per wallet, accepted versions are 1..n without a
+// gap, the state log matches, and balance = accepted credits - accepted
+// debits >= 0 throughout; the read model, through both servers, converges
+// to the store; the history log holds every event exactly once within
+// 20 s of the load; every role is ready again, and every role that lost
+// its connection logged that it reconnected.
 func TestNATSCluster(t *testing.T) {
 	began := time.Now()
 	redisURL := os.Getenv("UNEVENTFUL_REDIS_URL")
@@ -294,8 +329,9 @@ func TestNATSCluster(t *testing.T) {
 		urls = append(urls, n.url)
 	}
 	natsURLs := strings.Join(urls, ",")
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
-	// The test's own connection, to wait for JetStream and find leaders.
+	// The test's own connection, to wait for JetStream and move leaders.
 	nc, err := natsgo.Connect(natsURLs, natsgo.Name("test"), natsgo.MaxReconnects(-1), natsgo.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +352,7 @@ func TestNATSCluster(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("JetStream cluster not ready after 30s: %v", err)
+			t.Fatalf("JetStream cluster has no meta leader after 30s: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -332,7 +368,6 @@ func TestNATSCluster(t *testing.T) {
 	servers := []string{roles[3].url, roles[4].url}
 	rolesUp := time.Now()
 
-	// The roles created the stream with 3 replicas, not 1.
 	stream, err := js.Stream(ctx, uenats.StreamName)
 	if err != nil {
 		t.Fatal(err)
@@ -342,10 +377,10 @@ func TestNATSCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	if info.Config.Replicas != 3 {
-		t.Fatalf("event stream has %d replicas, want 3", info.Config.Replicas)
+		t.Fatalf("the roles left the event stream with %d replicas, want 3", info.Config.Replicas)
 	}
 
-	// Choose the victim: the node with the most role connections.
+	// The victim: the node with the most role connections.
 	conns := roleConnections(t, nodes)
 	victim := nodes[0]
 	for _, n := range nodes[1:] {
@@ -353,31 +388,30 @@ func TestNATSCluster(t *testing.T) {
 			victim = n
 		}
 	}
-	// Move the stream and history consumer leaders there, so that the
-	// kill also costs JetStream its leaders. A step-down elects a random
-	// other peer: a few tries land it.
-	moveLeader := func(what, api string, leader func() string) {
-		for try := 0; try < 8 && leader() != victim.name; try++ {
-			m, err := nc.Request(api, nil, 2*time.Second)
-			if err != nil {
-				t.Logf("%s step-down: %v", what, err)
-			} else {
-				t.Logf("%s step-down %d from %s: %s", what, try, leader(), m.Data)
+	// Move the stream's and the history consumer's leaders there. A
+	// step-down elects another peer at random: a few tries land it.
+	streamLeader := func() string { s, _ := leaders(ctx, js); return s }
+	consumerLeader := func() string { _, c := leaders(ctx, js); return c }
+	for deadline := time.Now().Add(10 * time.Second); consumerLeader() == ""; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the history writer's consumer has no leader after 10s; JetStream: %s", jetStreamState(ctx, js))
+		}
+	}
+	moveDeadline := time.Now().Add(12 * time.Second)
+	moveLeader := func(api string, leader func() string) {
+		for prev := leader(); prev != victim.name && time.Now().Before(moveDeadline); prev = leader() {
+			if _, err := nc.Request(api, nil, 2*time.Second); err != nil {
+				t.Logf("%s: %v", api, err)
 			}
-			for deadline := time.Now().Add(5 * time.Second); leader() == "" && time.Now().Before(deadline); {
+			for now := leader(); (now == "" || now == prev) && time.Now().Before(moveDeadline); now = leader() {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}
 	}
-	waitConsumer := time.Now().Add(10 * time.Second)
-	for _, c := leaders(ctx, js); c == "" && time.Now().Before(waitConsumer); _, c = leaders(ctx, js) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	moveLeader("stream", "$JS.API.STREAM.LEADER.STEPDOWN."+uenats.StreamName, func() string { s, _ := leaders(ctx, js); return s })
-	moveLeader("consumer", "$JS.API.CONSUMER.LEADER.STEPDOWN."+uenats.StreamName+".history", func() string { _, c := leaders(ctx, js); return c })
-	streamLeader, consumerLeader := leaders(ctx, js)
-	t.Logf("victim %s: role connections %v (all: %v); stream leader %s, history consumer leader %s",
-		victim.name, conns[victim.name], conns, streamLeader, consumerLeader)
+	moveLeader("$JS.API.STREAM.LEADER.STEPDOWN."+uenats.StreamName, streamLeader)
+	moveLeader("$JS.API.CONSUMER.LEADER.STEPDOWN."+uenats.StreamName+".history", consumerLeader)
+	t.Logf("victim %s: role connections %v (all nodes: %v); stream leader %s, history consumer leader %s",
+		victim.name, conns[victim.name], conns, streamLeader(), consumerLeader())
 	leadersMoved := time.Now()
 
 	wallets := make([]string, 5)
@@ -396,19 +430,17 @@ func TestNATSCluster(t *testing.T) {
 		if err != nil {
 			return 0, err.Error()
 		}
-		body := readAll(res)
-		return res.StatusCode, body
+		return res.StatusCode, readAll(res)
 	}
 	var mu sync.Mutex
 	var ops []*clusterOp
 	loadStart := time.Now()
-	stopAt := loadStart.Add(loadTime)
-	killed := make(chan time.Time, 1)
+	stopAt, hardStop := loadStart.Add(loadTime), loadStart.Add(25*time.Second)
+	var deadAt atomic.Int64 // when the victim was gone, in Unix ns
 	go func() {
 		time.Sleep(loadTime / 3)
-		at := time.Now()
 		victim.kill()
-		killed <- at
+		deadAt.Store(time.Now().UnixNano())
 	}()
 	var wg sync.WaitGroup
 	for c := 0; c < clients; c++ {
@@ -416,18 +448,26 @@ func TestNATSCluster(t *testing.T) {
 		go func(c int) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(c), uint64(loadStart.UnixNano())))
-			for i := 0; time.Now().Before(stopAt); i++ {
-				o := &clusterOp{wallet: wallets[rng.IntN(len(wallets))], cmd: "credit", amount: 1 + rng.IntN(5), key: fmt.Sprintf("c%d-%d", c, i)}
+			sentAfterKill := false
+			for i := 0; ; i++ {
+				now := time.Now()
+				if now.After(stopAt) && sentAfterKill || now.After(hardStop) {
+					return
+				}
+				o := &clusterOp{client: c, wallet: wallets[rng.IntN(len(wallets))], cmd: "credit", amount: 1 + rng.IntN(5), key: fmt.Sprintf("c%d-%d", c, i)}
 				if rng.IntN(2) == 0 {
 					o.cmd, o.amount = "debit", 1+rng.IntN(9)
 				}
 				o.start = time.Now()
+				if dead := deadAt.Load(); dead != 0 && o.start.UnixNano() >= dead {
+					sentAfterKill = true
+				}
 				var body string
 				o.status, body = send(o, servers[(c+i)%2])
-				if classify(o.status) != opOK && classify(o.status) != opRejected {
+				o.end = time.Now()
+				if c := classify(o.status); c != opOK && c != opRejected {
 					o.body = body
 				}
-				o.end = time.Now()
 				mu.Lock()
 				ops = append(ops, o)
 				mu.Unlock()
@@ -435,52 +475,59 @@ func TestNATSCluster(t *testing.T) {
 		}(c)
 	}
 	wg.Wait()
-	killAt := <-killed
 	loadEnd := time.Now()
+	killedAt := time.Unix(0, deadAt.Load())
 
 	// Tally by class, before and after the kill (by when the op started).
-	type tally map[opClass]int
-	before, after := tally{}, tally{}
-	var lastQuarterOK int
-	var slowest time.Duration
+	before, after := map[opClass]int{}, map[opClass]int{}
 	statuses := map[int]int{}
+	clientsAfter := map[int]bool{}
+	var slowest time.Duration
 	for _, o := range ops {
 		statuses[o.status]++
-		if d := o.end.Sub(o.start); d > slowest {
-			slowest = d
-		}
-		if o.start.Before(killAt) {
+		slowest = max(slowest, o.end.Sub(o.start))
+		if o.start.Before(killedAt) {
 			before[classify(o.status)]++
-		} else {
-			after[classify(o.status)]++
+			continue
 		}
-		if o.status == 200 && o.start.After(stopAt.Add(-loadTime/4)) {
-			lastQuarterOK++
+		after[classify(o.status)]++
+		clientsAfter[o.client] = true
+		if classify(o.status) == opUnknown && o.start.After(killedAt.Add(2*time.Second)) {
+			t.Errorf("%v started %v after the kill and got no answer (%d %s): a role did not recover", o, ms(o.start.Sub(killedAt)), o.status, o.body)
 		}
 	}
-	t.Logf("load %v, kill at +%v: %d ops, statuses %v, slowest %v; before the kill %v, after %v",
-		loadEnd.Sub(loadStart).Round(time.Millisecond), killAt.Sub(loadStart).Round(time.Millisecond), len(ops), statuses, slowest.Round(time.Millisecond), before, after)
+	t.Logf("load %v, %s killed at +%v: %d commands, statuses %v, slowest %v; before the kill %v, after %v",
+		ms(loadEnd.Sub(loadStart)), victim.name, ms(killedAt.Sub(loadStart)), len(ops), statuses, ms(slowest), before, after)
 	if after[opOK] == 0 {
 		t.Errorf("no command succeeded after %s was killed", victim.name)
 	}
-	if lastQuarterOK == 0 {
-		t.Errorf("no command succeeded in the last quarter of the load: the roles did not recover from the kill")
+	if len(clientsAfter) != clients {
+		t.Errorf("only %d of %d clients sent a command after the kill before the hard stop", len(clientsAfter), clients)
 	}
 	if before[opOK]+after[opOK] == 0 || before[opRejected]+after[opRejected] == 0 {
 		t.Fatalf("the load did not exercise both acceptance and rejection")
 	}
+	// Failed commands, by status and code, with an example.
+	failed := map[string]int{}
+	example := map[string]string{}
 	for _, o := range ops {
-		if classify(o.status) == opFailed && o.status != 503 {
-			t.Errorf("%s %s %d (key %s): unexpected status %d: %s", o.cmd, o.wallet, o.amount, o.key, o.status, o.body)
+		if classify(o.status) != opFailed {
+			continue
 		}
-		if classify(o.status) == opFailed || classify(o.status) == opUnknown {
-			t.Logf("%s %s %d (key %s) at +%v took %v: %d %s", o.cmd, o.wallet, o.amount, o.key, o.start.Sub(loadStart).Round(time.Millisecond), o.end.Sub(o.start).Round(time.Millisecond), o.status, o.body)
+		k := fmt.Sprintf("%d %s", o.status, answerField(o.body, "code"))
+		failed[k]++
+		example[k] = answerField(o.body, "detail")
+		if o.status != 503 {
+			t.Errorf("%v: unexpected status %d: %s", o, o.status, o.body)
 		}
 	}
+	for k, n := range failed {
+		t.Logf("%d commands failed with %s, e.g. %q", n, k, example[k])
+	}
 
-	// Learn the outcome of every unknown op by retrying it with the same
-	// Idempotency-Key: a recorded op answers its original outcome, an
-	// unrecorded one is applied now, and none is applied twice.
+	// Learn the outcome of every unknown command by retrying it with its
+	// Idempotency-Key: a recorded one answers its original outcome, an
+	// unrecorded one is applied now, none is applied twice.
 	var unknown []*clusterOp
 	for _, o := range ops {
 		if classify(o.status) == opUnknown {
@@ -497,7 +544,7 @@ func TestNATSCluster(t *testing.T) {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			for try := 0; time.Now().Before(retryDeadline); try++ {
-				o.retried, _ = send(o, servers[(i+try)%2])
+				o.retried, o.retriedBody = send(o, servers[(i+try)%2])
 				if c := classify(o.retried); c == opOK || c == opRejected {
 					return
 				}
@@ -508,13 +555,13 @@ func TestNATSCluster(t *testing.T) {
 	rg.Wait()
 	for _, o := range unknown {
 		if c := classify(o.retried); c != opOK && c != opRejected {
-			t.Errorf("%s %s (key %s) answered %d, and its retry still %d", o.cmd, o.wallet, o.key, o.status, o.retried)
+			t.Errorf("%v answered %d, and its retry still %d: %s", o, o.status, o.retried, o.retriedBody)
 		}
 	}
 
-	// The store: every op with a known answer is recorded exactly once
-	// with that outcome, every failed op not at all, every unknown at
-	// most once (exactly once after its retry, with the retry's outcome).
+	// The event log: every command with a definite answer recorded
+	// exactly once with that outcome, every failed one not at all, every
+	// unknown one at most once (once, as its retry answered).
 	store, err := postgres.Open(ctx, pgURL)
 	if err != nil {
 		t.Fatal(err)
@@ -578,21 +625,25 @@ func TestNATSCluster(t *testing.T) {
 		switch c := classify(o.status); c {
 		case opOK, opRejected:
 			if len(rec) != 1 || rec[0].Outcome != outcome[c] {
-				t.Errorf("%s %s %d (key %s) answered %d but is recorded %d times %v", o.cmd, o.wallet, o.amount, o.key, o.status, len(rec), outcomes(rec))
+				t.Errorf("%v answered %d but is recorded %d times %v", o, o.status, len(rec), outcomes(rec))
 			}
 		case opFailed:
 			if len(rec) != 0 {
-				t.Errorf("%s %s %d (key %s) answered %d (nothing applied) but is recorded %v", o.cmd, o.wallet, o.amount, o.key, o.status, outcomes(rec))
+				t.Errorf("%v answered %d (nothing applied) but is recorded %v", o, o.status, outcomes(rec))
 			}
 		case opUnknown:
 			if len(rec) > 1 {
-				t.Errorf("%s %s %d (key %s) answered %d and is recorded %d times %v", o.cmd, o.wallet, o.amount, o.key, o.status, len(rec), outcomes(rec))
-			}
-			if rc := classify(o.retried); (rc == opOK || rc == opRejected) && (len(rec) != 1 || rec[0].Outcome != outcome[rc]) {
-				t.Errorf("%s %s %d (key %s): retry answered %d but it is recorded %v", o.cmd, o.wallet, o.amount, o.key, o.retried, outcomes(rec))
+				t.Errorf("%v answered %d and is recorded %d times %v", o, o.status, len(rec), outcomes(rec))
 			}
 			if len(rec) > 0 {
 				unknownRecorded++
+			}
+			if rc := classify(o.retried); rc == opOK || rc == opRejected {
+				if len(rec) != 1 || rec[0].Outcome != outcome[rc] {
+					t.Errorf("%v: its retry answered %d but it is recorded %v", o, o.retried, outcomes(rec))
+				} else if id := answerField(o.retriedBody, "event_id"); id != "" && id != rec[0].EventID {
+					t.Errorf("%v: its retry answered event %s but event %s is recorded", o, id, rec[0].EventID)
+				}
 			}
 		}
 	}
@@ -619,39 +670,43 @@ func TestNATSCluster(t *testing.T) {
 			return ""
 		})
 	}
-	converged := time.Now()
+	checked := time.Now()
 
-	// The history holds every event exactly once.
+	// The history log holds every event exactly once.
 	hist, err := postgres.OpenHistory(ctx, pgURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hist.Close()
-	waitFor(t, func() string {
+	for deadline := loadEnd.Add(20 * time.Second); ; {
 		events, err := hist.History(ctx, 0, 1000000)
 		if err != nil {
-			return err.Error()
+			t.Fatal(err)
 		}
-		seen := map[string]int{}
+		seen := map[string]bool{}
 		for _, e := range events {
-			seen[e.EventID]++
-			if seen[e.EventID] > 1 {
+			if seen[e.EventID] {
 				t.Fatalf("history holds event %s twice", e.EventID)
 			}
+			seen[e.EventID] = true
 			if !eventIDs[e.EventID] {
 				t.Fatalf("history holds event %s that the event log does not", e.EventID)
 			}
 		}
-		if len(events) != len(eventIDs) {
-			return fmt.Sprintf("history holds %d events, the event log %d", len(events), len(eventIDs))
+		if len(events) == len(eventIDs) {
+			break
 		}
-		return ""
-	})
+		if time.Now().After(deadline) {
+			t.Fatalf("history holds %d events %v after the load (%v after the kill), the event log %d; JetStream: %s",
+				len(events), ms(time.Since(loadEnd)), ms(time.Since(killedAt)), len(eventIDs), jetStreamState(ctx, js))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	historyDone := time.Now()
 
-	// The roles kept serving: each is ready, and every role that lost its
+	// The roles kept serving: each is ready, and each that lost its
 	// connection reconnected.
-	reconnected := 0
+	var reconnects []string
 	for _, r := range roles {
 		waitFor(t, func() string {
 			res, err := readClient.Get(r.url + "/readyz")
@@ -664,23 +719,23 @@ func TestNATSCluster(t *testing.T) {
 			return ""
 		})
 		log := r.stderr.String()
-		if strings.Contains(log, "nats disconnected") {
-			if !strings.Contains(log, "nats reconnected") {
+		lost, back := strings.Count(log, "nats disconnected"), strings.Count(log, "nats reconnected")
+		if lost > 0 {
+			reconnects = append(reconnects, fmt.Sprintf("%s %d/%d", r.name, lost, back))
+			if back == 0 {
 				t.Errorf("%s lost its NATS connection and did not log a reconnect", r.name)
 			}
-			reconnected++
 		}
 	}
-	if reconnected < len(conns[victim.name]) {
-		t.Errorf("%d roles were connected to %s, but only %d logged a reconnect", len(conns[victim.name]), victim.name, reconnected)
+	if len(reconnects) < len(conns[victim.name]) {
+		t.Errorf("%d roles were connected to %s, but only %d logged losing the connection: %v", len(conns[victim.name]), victim.name, len(reconnects), reconnects)
 	}
 
-	t.Logf("%d ops: %d unknown (%d of them recorded, all resolved by retry); %d events; %d roles reconnected",
-		len(ops), len(unknown), unknownRecorded, len(eventIDs), reconnected)
-	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
-	t.Logf("timings: cluster up %v, roles ready %v, leaders moved %v, load %v, retries+store+read model %v, history %v; total %v",
+	t.Logf("%d unknown commands (%d of them had been applied), all answered on retry; %d events; roles disconnected/reconnected: %v",
+		len(unknown), unknownRecorded, len(eventIDs), reconnects)
+	t.Logf("timings: cluster up %v, roles ready %v, leaders moved %v, load %v, retries and checks %v, history complete %v later; total %v",
 		ms(clusterUp.Sub(began)), ms(rolesUp.Sub(clusterUp)), ms(leadersMoved.Sub(rolesUp)), ms(loadEnd.Sub(loadStart)),
-		ms(converged.Sub(loadEnd)), ms(historyDone.Sub(converged)), ms(time.Since(began)))
+		ms(checked.Sub(loadEnd)), ms(historyDone.Sub(checked)), ms(time.Since(began)))
 }
 
 func outcomes(events []uneventful.Event) []string {
@@ -689,4 +744,37 @@ func outcomes(events []uneventful.Event) []string {
 		s = append(s, string(e.Outcome))
 	}
 	return s
+}
+
+// jetStreamState describes the event stream and the history writer's
+// consumer, for a failure message.
+func jetStreamState(ctx context.Context, js jetstream.JetStream) string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, uenats.StreamName)
+	if err != nil {
+		return "stream: " + err.Error()
+	}
+	si, err := s.Info(ctx)
+	if err != nil {
+		return "stream info: " + err.Error()
+	}
+	out := fmt.Sprintf("stream holds %d messages (last sequence %d)", si.State.Msgs, si.State.LastSeq)
+	if si.Cluster != nil {
+		out += fmt.Sprintf(", leader %q", si.Cluster.Leader)
+	}
+	c, err := s.Consumer(ctx, "history")
+	if err != nil {
+		return out + "; consumer: " + err.Error()
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		return out + "; consumer info: " + err.Error()
+	}
+	out += fmt.Sprintf("; history consumer delivered %d, ack floor %d, %d pending, %d awaiting ack, %d redelivered, %d pull requests waiting",
+		ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
+	if ci.Cluster != nil {
+		out += fmt.Sprintf(", leader %q", ci.Cluster.Leader)
+	}
+	return out
 }

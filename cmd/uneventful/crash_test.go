@@ -35,7 +35,7 @@ type child struct {
 
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := childCommand(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "UNEVENTFUL_TEST_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -136,4 +136,13 @@ func TestKill9LosesNoAcknowledgedCommand(t *testing.T) {
 	}
 	want(t, s.do("GET", "/wallet/"+w+"/balance", ""), 200, map[string]string{"balance": fmt.Sprint(len(recorded)), "version": fmt.Sprint(len(recorded))})
 	t.Logf("%d acknowledged, %d recorded, %d failed in flight over 3 kills", n, len(recorded), nacked.Load())
+}
+
+// childCommand is exec.Command for a process a test starts: it is killed
+// when the test process dies, so no test leaves servers behind, even one
+// killed by its timeout.
+func childCommand(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }

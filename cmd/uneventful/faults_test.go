@@ -24,7 +24,7 @@ func TestExternalLock(t *testing.T) {
 	w := uneventful.NewID()
 	want(t, s.do("POST", "/wallet/"+w+"/credit", `{"amount": 1}`), 200, nil)
 
-	shell := exec.Command("sqlite3", data+"/wallet.db")
+	shell := childCommand("sqlite3", data+"/wallet.db")
 	stdin, err := shell.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -120,7 +120,6 @@ func TestLoadCommandRejectsBadUsage(t *testing.T) {
 		{name: "unknown flag", args: []string{"--bogus", lt.URL}, usage: true},
 		{name: "bad header", args: []string{"-H", "no colon", lt.URL}, usage: true},
 		{name: "bad duration", args: []string{"--duration", "ten", lt.URL}, usage: true},
-		{name: "help", args: []string{"--help"}, usage: true},
 		{name: "bad env duration", env: map[string]string{"UNEVENTFUL_DURATION": "ten"}, args: []string{lt.URL}, wantErr: "UNEVENTFUL_DURATION"},
 		{name: "json and markdown", args: []string{"--json", "--markdown", lt.URL}, wantErr: "do not mix"},
 		{name: "zero workers", args: []string{"--workers", "0", lt.URL}, wantErr: "workers"},
@@ -140,6 +139,10 @@ func TestLoadCommandRejectsBadUsage(t *testing.T) {
 				t.Errorf("err = %v, want one mentioning %q", err, tt.wantErr)
 			}
 		})
+	}
+	// Asking for help is no failure: the usage, and no error.
+	if _, stderr, err := runLoad(t, nil, "--help"); err != nil || !strings.Contains(stderr, "Usage: uneventful load") {
+		t.Errorf("--help: err = %v, want nil with the usage on stderr:\n%s", err, stderr)
 	}
 	lt.mu.Lock()
 	defer lt.mu.Unlock()

@@ -26,7 +26,7 @@ type natsProcess struct {
 
 func (n *natsProcess) start() {
 	n.t.Helper()
-	n.cmd = exec.Command("nats-server", "-a", "127.0.0.1", "-p", fmt.Sprint(n.port), "-js", "-sd", n.dir)
+	n.cmd = childCommand("nats-server", "-a", "127.0.0.1", "-p", fmt.Sprint(n.port), "-js", "-sd", n.dir)
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}

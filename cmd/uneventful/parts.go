@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/uneventful/uneventful"
+	"github.com/uneventful/uneventful/metrics"
 	uenats "github.com/uneventful/uneventful/nats"
 	"github.com/uneventful/uneventful/postgres"
 	"github.com/uneventful/uneventful/sqlite"
@@ -38,6 +39,7 @@ type writerConfig struct {
 	js          jetstream.JetStream
 	groupCommit bool
 	logger      *slog.Logger
+	metrics     *metrics.Metrics // nil: none
 }
 
 // startWriter starts a domain's write path. Stop it with stop.
@@ -55,12 +57,17 @@ func startWriter(cfg writerConfig) (*writerPart, error) {
 	if !cfg.groupCommit {
 		w.MaxBatch = 1
 	}
+	var observer writer.Observer
+	if cfg.metrics != nil {
+		observer = cfg.metrics.Domain(name)
+		w.Observer, relay.Observer = observer, observer
+	}
 	p.writers.Add(1)
 	go func() { defer p.writers.Done(); w.Run(wctx) }()
 	p.bg.Add(1)
 	go func() { defer p.bg.Done(); relay.Run(bgctx) }()
 	if prm, ok := cfg.readModel.(writer.PositionedReadModel); ok {
-		proj := &writer.Projector{Domain: name, Store: cfg.store, ReadModel: prm, Logger: cfg.logger.With("role", "projector")}
+		proj := &writer.Projector{Domain: name, Store: cfg.store, ReadModel: prm, Logger: cfg.logger.With("role", "projector"), Observer: observer}
 		p.bg.Add(1)
 		go func() { defer p.bg.Done(); proj.Run(bgctx) }()
 	}

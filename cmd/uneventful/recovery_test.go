@@ -29,7 +29,7 @@ func startRedis(t *testing.T) (url string, flush func()) {
 		t.Fatal("redis-server is not on PATH; install it (Debian package redis-server)")
 	}
 	port := freePort(t)
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	cmd := childCommand(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/uneventful/uneventful"
 	uehttp "github.com/uneventful/uneventful/http"
+	"github.com/uneventful/uneventful/metrics"
 	uenats "github.com/uneventful/uneventful/nats"
 	"github.com/uneventful/uneventful/redis"
 )
@@ -37,7 +38,7 @@ func (m *Main) connectRole(ctx context.Context, f roleFlags, name string, logger
 	if err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(5*time.Second))
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -83,6 +84,8 @@ func (m *Main) server(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
+	mets := metrics.New()
+	watchNATS(nc.Conn, mets)
 	rm, err := redis.Open(ctx, *redisURL, redis.WithPrefix(*redisPrefix), redis.WithLogger(logger))
 	if err != nil {
 		return err
@@ -95,9 +98,11 @@ func (m *Main) server(ctx context.Context, args []string) error {
 	srv := &uehttp.Server{
 		APIKeys:    keys,
 		Domains:    domains(),
+		Routes:     webRoutes(ctx, nc.Conn, nil, "the server role", logger),
 		Bus:        uenats.NewBus(nc.Conn),
 		Reader:     rm,
 		Logger:     logger.With("role", "server"),
+		Metrics:    mets,
 		SourceName: "server",
 		SourceID:   fmt.Sprintf("%s:%d", hostname(), os.Getpid()),
 		Ready: map[string]func(context.Context) error{
@@ -143,16 +148,20 @@ func (m *Main) writer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	p, err := startWriter(writerConfig{model: model, store: store, readModel: rm, nc: nc.Conn, js: nc.js, groupCommit: *groupCommit, logger: logger})
+	mets := metrics.New()
+	watchNATS(nc.Conn, mets)
+	p, err := startWriter(writerConfig{model: model, store: store, readModel: rm, nc: nc.Conn, js: nc.js, groupCommit: *groupCommit, logger: logger, metrics: mets})
 	if err != nil {
 		return err
 	}
 	defer p.stop()
+	defer startTransfers(model.Name(), nc.js, uenats.NewBus(nc.Conn), logger)()
 	srv := m.healthServer(logger, "writer", map[string]func(context.Context) error{
 		"nats":  natsReady(nc.Conn),
 		"store": storesReady(map[string]uneventful.Store{model.Name(): store}),
 		"redis": redisReady(rm),
 	})
+	srv.Metrics = mets
 	return m.listen(ctx, srv, *f.http, logger, "domain", model.Name(), "store", redact(*storeURL))
 }
 
@@ -178,11 +187,15 @@ func (m *Main) historyRole(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
+	mets := metrics.New()
+	watchNATS(nc.Conn, mets)
+	watchHistory(nc.js, mets)
 	hctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() { defer close(done); runHistory(hctx, nc.js, hist, logger) }()
 	defer func() { stop(); <-done }()
 	srv := m.healthServer(logger, "history", map[string]func(context.Context) error{"nats": natsReady(nc.Conn)})
+	srv.Metrics = mets
 	return m.listen(ctx, srv, *f.http, logger, "store", redact(*storeURL))
 }
 

@@ -41,7 +41,7 @@ func startNATS(t *testing.T) string {
 		t.Fatal("nats-server is not on PATH; install it (Debian package nats-server)")
 	}
 	port := freePort(t)
-	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", t.TempDir())
+	cmd := childCommand(bin, "-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func startRole(t *testing.T, args ...string) string {
 func startRoleWith(t *testing.T, started func(*exec.Cmd), args ...string) string {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(os.Args[0], append(args, "--http", addr)...)
+	cmd := childCommand(os.Args[0], append(args, "--http", addr)...)
 	cmd.Env = append(os.Environ(), "UNEVENTFUL_TEST_MAIN=1")
 	var stderr syncBuffer
 	cmd.Stderr = &stderr

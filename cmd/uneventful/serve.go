@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,6 +18,7 @@ import (
 	uehttp "github.com/uneventful/uneventful/http"
 	"github.com/uneventful/uneventful/inventory"
 	"github.com/uneventful/uneventful/memory"
+	"github.com/uneventful/uneventful/metrics"
 	uenats "github.com/uneventful/uneventful/nats"
 	"github.com/uneventful/uneventful/sqlite"
 	"github.com/uneventful/uneventful/wallet"
@@ -46,6 +50,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server: 0 picks a free one, -1 listens on none")
 	groupCommit := fs.Bool("group-commit", true, "commit every command that queued during the previous commit in one transaction")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	apiKeysFile := fs.String("api-keys-file", "", "require API keys from this file (lines of <name> <read|write|read,write> <key>); default: no keys")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof under /debug/pprof/ on this separate `address` (e.g. 127.0.0.1:6060), for profiling; empty: off")
+	// Only on the command line, never from the environment: it must not
+	// be switched on by a forgotten variable.
+	noSync := fs.FlagSet.Bool("unsafe-no-sync", false, "BENCHMARKS ONLY: do not sync SQLite commits to disk (synchronous=OFF); a power loss or OS crash can lose acknowledged commands")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -55,6 +64,20 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
+	}
+	var sqliteOpts []sqlite.Option
+	if *noSync {
+		sqliteOpts = append(sqliteOpts, sqlite.WithSync(sqlite.SyncOff))
+		fmt.Fprintln(m.Stderr, "!!! UNSAFE: --unsafe-no-sync: SQLite commits are NOT synced to disk. A power loss or an")
+		fmt.Fprintln(m.Stderr, "!!! operating system crash can lose acknowledged commands. For benchmarks only; never for real data.")
+		logger.Warn("UNSAFE: --unsafe-no-sync: acknowledged commands are not durable; for benchmarks only", "data", *dataDir)
+	}
+	if *pprofAddr != "" {
+		stop, err := servePprof(*pprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 
 	var closers []func()
@@ -77,6 +100,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("connect to embedded nats: %w", err)
 	}
 	closers = append(closers, nc.Close)
+	mets := metrics.New()
+	watchNATS(nc, mets)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -84,18 +109,19 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if _, err := uenats.EnsureStream(ctx, js, uenats.StreamConfig{}); err != nil {
 		return err
 	}
+	watchHistory(js, mets)
 
 	models := domains()
 	stores := make(map[string]uneventful.Store)
 	for _, d := range models {
-		st, err := sqlite.Open(ctx, filepath.Join(*dataDir, d.Name()+".db"))
+		st, err := sqlite.Open(ctx, filepath.Join(*dataDir, d.Name()+".db"), sqliteOpts...)
 		if err != nil {
 			return err
 		}
 		closers = append(closers, func() { st.Close() })
 		stores[d.Name()] = st
 	}
-	hist, err := sqlite.OpenHistory(ctx, filepath.Join(*dataDir, "history.db"))
+	hist, err := sqlite.OpenHistory(ctx, filepath.Join(*dataDir, "history.db"), sqliteOpts...)
 	if err != nil {
 		return err
 	}
@@ -109,23 +135,32 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 	}()
 	for _, d := range models {
-		p, err := startWriter(writerConfig{model: d, store: stores[d.Name()], readModel: rm, nc: nc, js: js, groupCommit: *groupCommit, logger: logger})
+		p, err := startWriter(writerConfig{model: d, store: stores[d.Name()], readModel: rm, nc: nc, js: js, groupCommit: *groupCommit, logger: logger, metrics: mets})
 		if err != nil {
 			return err
 		}
 		parts = append(parts, p)
 	}
+	stopTransfers := startTransfers(wallet.Name, js, uenats.NewBus(nc), logger)
+	defer stopTransfers()
 	histCtx, stopHist := context.WithCancel(context.WithoutCancel(ctx))
 	var histWG sync.WaitGroup
 	histWG.Add(1)
 	go func() { defer histWG.Done(); runHistory(histCtx, js, hist, logger) }()
 	defer func() { stopHist(); histWG.Wait() }()
 
+	keys, err := apiKeys(*apiKeysFile)
+	if err != nil {
+		return err
+	}
 	srv := &uehttp.Server{
+		APIKeys:    keys,
 		Domains:    models,
+		Routes:     webRoutes(ctx, nc, stores, "uneventful serve", logger),
 		Bus:        uenats.NewBus(nc),
 		Reader:     rm,
 		Logger:     logger.With("role", "server"),
+		Metrics:    mets,
 		SourceName: "serve",
 		SourceID:   fmt.Sprintf("%s:%d", hostname(), os.Getpid()),
 		Ready: map[string]func(context.Context) error{
@@ -136,6 +171,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	err = m.listen(ctx, srv, *httpAddr, logger, "data", *dataDir)
 	// In order: commands taken are committed and relayed, then the
 	// history writer records what was relayed.
+	stopTransfers()
 	for _, p := range parts {
 		p.stop()
 	}
@@ -163,6 +199,25 @@ func (m *Main) listen(ctx context.Context, srv *uehttp.Server, addr string, logg
 		return err
 	}
 	return nil
+}
+
+// servePprof serves net/http/pprof's handlers on their own listener, apart
+// from the public API, until stop is called.
+func servePprof(addr string, logger interface{ Info(string, ...any) }) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	logger.Info("serving pprof", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() { srv.Close() }, nil
 }
 
 // storesReady checks that each store answers a read.
