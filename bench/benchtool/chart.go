@@ -17,7 +17,7 @@ func (r *results) chart() string {
 		left    = 90
 		right   = 20
 		panelH  = 250
-		top1    = 60
+		top1    = 78
 		gap     = 110
 		barW    = 34
 		labelsH = 40
@@ -29,6 +29,8 @@ func (r *results) chart() string {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	title := "uneventful: wallet over HTTP, closed loop, " + r.metaOr("date", "")
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">%s</text>`+"\n", left, html.EscapeString(title))
+	sub := fmt.Sprintf("medians of %d round%s; the load generator shares the machine's %s cores", r.rounds, plural(r.rounds), r.metaOr("nproc", "2"))
+	fmt.Fprintf(&b, `<text x="%d" y="42" fill="#555">%s</text>`+"\n", left, html.EscapeString(sub))
 	// Legend.
 	lx := width - right - 230
 	for i, c := range conns {

@@ -49,14 +49,15 @@ type loadRun struct {
 
 	ok     float64 // 2xx answers per second
 	failed int64   // answers other than 2xx, and transport errors
+	cpuUS  float64 // the server processes' CPU time per request, µs; NaN if not measured
 }
 
 // cell is one row at one number of connections: its runs, one per round,
 // and their medians.
 type cell struct {
-	runs         map[int]*loadRun // by round
-	ok, p50, p99 float64          // medians over the rounds
-	failed       int64            // over all rounds
+	runs              map[int]*loadRun // by round
+	ok, p50, p99, cpu float64          // medians over the rounds
+	failed            int64            // over all rounds
 }
 
 type results struct {
@@ -94,7 +95,7 @@ func load(dir string) (*results, error) {
 				continue
 			}
 			ce := &cell{runs: map[int]*loadRun{}}
-			var oks, p50s, p99s []float64
+			var oks, p50s, p99s, cpus []float64
 			for _, f := range files {
 				round, err := strconv.Atoi(strings.TrimSuffix(f[strings.LastIndex(f, ".r")+2:], ".json"))
 				if err != nil {
@@ -118,12 +119,21 @@ func load(dir string) (*results, error) {
 				if ru.Duration > 0 {
 					ru.ok = float64(ok) / ru.Duration
 				}
+				ru.cpuUS = math.NaN()
+				if b, err := os.ReadFile(strings.TrimSuffix(f, ".json") + ".cpu"); err == nil && ru.Requests > 0 {
+					// "ticks clk_tck" of the server processes during the run.
+					var ticks, hz float64
+					if _, err := fmt.Sscan(string(b), &ticks, &hz); err == nil && hz > 0 {
+						ru.cpuUS = ticks / hz * 1e6 / float64(ru.Requests)
+						cpus = append(cpus, ru.cpuUS)
+					}
+				}
 				ce.runs[round] = &ru
 				ce.failed += ru.failed
 				oks, p50s, p99s = append(oks, ru.ok), append(p50s, ru.Latency.P50), append(p99s, ru.Latency.P99)
 				r.rounds = max(r.rounds, round)
 			}
-			ce.ok, ce.p50, ce.p99 = median(oks), median(p50s), median(p99s)
+			ce.ok, ce.p50, ce.p99, ce.cpu = median(oks), median(p50s), median(p99s), median(cpus)
 			r.cells[key(rw.id, c)] = ce
 		}
 	}
@@ -214,8 +224,8 @@ func fmtUS(us float64) string {
 // table renders the results table.
 func (r *results) table() string {
 	var b strings.Builder
-	b.WriteString("| what | conns | throughput (2xx/s) | p50 | p99 | vs bare handler | vs 1 fsync/command | vs sync=OFF | not 2xx |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| what | conns | throughput (2xx/s) | p50 | p99 | vs bare handler | vs 1 fsync/command | vs sync=OFF | server CPU per request | not 2xx |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, rw := range rows {
 		for _, c := range conns {
 			ce := r.get(rw.id, c)
@@ -224,7 +234,7 @@ func (r *results) table() string {
 				if why == "" {
 					why = "not measured"
 				}
-				fmt.Fprintf(&b, "| %s | %d | %s | | | | | | |\n", rw.label, c, why)
+				fmt.Fprintf(&b, "| %s | %d | %s | | | | | | | |\n", rw.label, c, why)
 				continue
 			}
 			vsBare, vs1, vsOff := "", "", ""
@@ -240,8 +250,12 @@ func (r *results) table() string {
 					vsOff = r.ratio(rw.id, "post-nosync", c).String()
 				}
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %d |\n", rw.label, c, fmtRate(ce.ok),
-				fmtUS(ce.p50), fmtUS(ce.p99), vsBare, vs1, vsOff, ce.failed)
+			cpu := ""
+			if !math.IsNaN(ce.cpu) {
+				cpu = fmtUS(ce.cpu)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %d |\n", rw.label, c, fmtRate(ce.ok),
+				fmtUS(ce.p50), fmtUS(ce.p99), vsBare, vs1, vsOff, cpu, ce.failed)
 		}
 	}
 	return b.String()
@@ -343,6 +357,9 @@ func (r *results) machine() string {
 	fmt.Fprintf(&b, "| memory | %s |\n", mem)
 	fmt.Fprintf(&b, "| kernel | %s |\n", kernel)
 	fmt.Fprintf(&b, "| Go | %s |\n", r.metaOr("go", runtime.Version()))
+	if v := r.meta["revision"]; v != "" {
+		fmt.Fprintf(&b, "| code measured | %s |\n", v)
+	}
 	fmt.Fprintf(&b, "| data directory | %s |\n", r.metaOr("disk", "unknown"))
 	if r.fsync != nil {
 		fmt.Fprintf(&b, "| disk: 4 KiB append + fsync | p50 %s, p90 %s, p99 %s (%d rounds) |\n",
