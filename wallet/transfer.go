@@ -2,7 +2,6 @@ package wallet
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/uneventful/uneventful"
@@ -92,10 +91,7 @@ func (m *move) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
-	a, scale, err := scaled(v.Amount, v.Scale)
-	if err == nil && a == 0 {
-		err = errors.New("the amount is 0")
-	}
+	a, scale, err := positive(v.Amount, v.Scale)
 	if err != nil {
 		return fmt.Errorf("wallet transfer data: %w", err)
 	}

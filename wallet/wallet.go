@@ -167,10 +167,7 @@ func (c *change) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
-	a, scale, err := scaled(v.Amount, v.Scale)
-	if err == nil && a == 0 {
-		err = errors.New("the amount is 0")
-	}
+	a, scale, err := positive(v.Amount, v.Scale)
 	if err != nil {
 		return fmt.Errorf("wallet change: %w", err)
 	}
@@ -269,6 +266,15 @@ func marshalScaled(key string, a Amount, scale int) ([]byte, error) {
 // scaled reads the decimal text of a non-negative amount at the scale
 // given by the JSON scale, one digit. It reads recorded data, so its errors
 // are plain errors (see State.UnmarshalJSON).
+// positive is scaled for the recorded amount of a change, which is never 0.
+func positive(text, scale json.RawMessage) (Amount, int, error) {
+	a, s, err := scaled(text, scale)
+	if err == nil && a == 0 {
+		err = errors.New("the amount is 0")
+	}
+	return a, s, err
+}
+
 func scaled(text, scale json.RawMessage) (Amount, int, error) {
 	if len(scale) != 1 || scale[0] < '0' || scale[0] > '0'+MaxScale {
 		return 0, 0, fmt.Errorf("the scale %q is not a whole number from 0 to %d", scale, MaxScale)
