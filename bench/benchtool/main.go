@@ -9,6 +9,7 @@
 //	benchtool rss PID                  print a process's resident set size in bytes
 //	benchtool touch -ids FILE BASEURL  GET the balance of every wallet in FILE once
 //	benchtool memstats PPROF_URL       a Go process's live heap after a GC; JSON
+//	benchtool rebuild [-redis URL] DB  time a full rebuild of the Redis read model; JSON
 package main
 
 import (
@@ -41,7 +42,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: benchtool freeport|wait|fsync|report|fill|rss|touch|memstats ...")
+		return errors.New("usage: benchtool freeport|wait|fsync|report|fill|rss|touch|memstats|rebuild ...")
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string) error {
 		return touch(ctx, args)
 	case "memstats":
 		return memstats(args)
+	case "rebuild":
+		return rebuild(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
 }
