@@ -72,8 +72,12 @@ func (d *Domain) Committed(c writer.Commit) {
 	if c.Append > 0 {
 		d.appendDuration.Observe(c.Append.Seconds())
 	}
-	if c.Attempts > 1 {
-		d.conflicts.Add(float64(c.Attempts - 1))
+	conflicts := c.Attempts - 1
+	if c.Lookup {
+		conflicts-- // that attempt was for a retried key, not a conflict
+	}
+	if conflicts > 0 {
+		d.conflicts.Add(float64(conflicts))
 	}
 	if c.Err != nil {
 		d.commitFailures.Inc()

@@ -39,8 +39,13 @@ type Commit struct {
 	// event appended; 0 when none was.
 	First, Last int64
 	// Attempts is the number of transactions tried: more than 1 when
-	// other writers took the same entities' versions first.
+	// other writers took the same entities' versions first, or when the
+	// batch held a retry of a recorded command (see Lookup).
 	Attempts int
+	// Lookup is true when the first attempt failed because a command's
+	// idempotency key was recorded already, and the batch was tried again
+	// looking every key up (one of the Attempts).
+	Lookup bool
 	// Append is how long the last Store.Append took, durable sync
 	// included; 0 when there was nothing to append.
 	Append time.Duration

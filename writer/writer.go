@@ -165,11 +165,21 @@ func (w *Writer) commit(batch []*pending) {
 			w.Observer.Committed(c)
 		}()
 	}
+	// The first attempt does not look the commands' idempotency keys up:
+	// the store's unique index refuses a key recorded before, failing the
+	// whole transaction with ErrDuplicate, and only then does the next
+	// attempt look every key up and answer retries with their recorded
+	// replies. A batch without retries costs no lookups.
+	lookup := false
 	for i := 1; ; i++ {
 		c.Attempts = i
-		err := w.try(batch, &c)
+		err := w.try(batch, &c, lookup)
 		if err == nil {
 			return
+		}
+		if errors.Is(err, uneventful.ErrDuplicate) && !lookup {
+			lookup, c.Lookup = true, true
+			continue
 		}
 		retry := errors.Is(err, uneventful.ErrConflict) || errors.Is(err, uneventful.ErrDuplicate)
 		if !retry || i == attempts {
@@ -204,8 +214,10 @@ type outcome struct {
 	same   int               // index of an earlier command with the same key, or -1
 }
 
-// try decides and records a batch once, noting in c what it appended.
-func (w *Writer) try(batch []*pending, c *Commit) error {
+// try decides and records a batch once, noting in c what it appended. With
+// lookup, it answers each command whose idempotency key is recorded with
+// the recorded reply instead of deciding it again.
+func (w *Writer) try(batch []*pending, c *Commit, lookup bool) error {
 	c.Append = 0
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -235,18 +247,21 @@ func (w *Writer) try(batch []*pending, c *Commit) error {
 			}
 			continue
 		}
-		prior, err := w.Store.Lookup(ctx, e.IdempotencyKey)
-		switch {
-		case err == nil:
-			outs[i].reply = replay(e, &prior)
-			continue
-		case !errors.Is(err, uneventful.ErrNotFound):
-			return fmt.Errorf("look up idempotency key: %w", err)
+		if lookup {
+			prior, err := w.Store.Lookup(ctx, e.IdempotencyKey)
+			switch {
+			case err == nil:
+				outs[i].reply = replay(e, &prior)
+				continue
+			case !errors.Is(err, uneventful.ErrNotFound):
+				return fmt.Errorf("look up idempotency key: %w", err)
+			}
 		}
 		keys[e.IdempotencyKey] = i
 		stream := e.Stream()
 		ent, ok := work[stream]
 		if !ok {
+			var err error
 			if ent, err = w.load(ctx, e.Domain, e.EntityID); err != nil {
 				return err
 			}
