@@ -16,7 +16,8 @@ type ReadModel struct {
 	// Stores maps a domain name to its store.
 	Stores map[string]uneventful.Store
 	// MaxEntities bounds the states held; past it an arbitrary one is
-	// dropped and read again from its store when asked. Default 1000000.
+	// dropped and read again from its store when asked. New sets
+	// DefaultMaxEntities.
 	MaxEntities int
 
 	mu     sync.RWMutex
@@ -25,9 +26,22 @@ type ReadModel struct {
 
 var _ uneventful.ReadModel = (*ReadModel)(nil)
 
+// DefaultMaxEntities is the states a ReadModel holds by default: the same
+// as the writer's cache, so that `serve` stays within a few hundred MiB
+// however many entities it has touched (a held wallet costs ~800 bytes);
+// a state not held is one indexed read from the store away.
+const DefaultMaxEntities = 100000
+
 // New returns a read model over the stores.
 func New(stores map[string]uneventful.Store) *ReadModel {
-	return &ReadModel{Stores: stores, MaxEntities: 1000000, states: make(map[string]uneventful.State)}
+	return &ReadModel{Stores: stores, MaxEntities: DefaultMaxEntities, states: make(map[string]uneventful.State)}
+}
+
+// Len returns the number of states held.
+func (m *ReadModel) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.states)
 }
 
 // Project implements uneventful.ReadModel.
