@@ -94,5 +94,11 @@ sleep 1
 "$TOOL" rss "$SERVE_PID" >"$H/rss-loaded.bytes"
 "$TOOL" memstats "$PPROF" >"$H/heap-loaded.json"
 log "  RSS $(cat "$H/rss-ready.bytes") bytes when ready, $(cat "$H/rss-loaded.bytes") with every wallet read"
+timeout 1800 "$TOOL" touch -credit -ids "$H/many.ids" -workers 64 "$URL" >"$H/credit.json"
+log "  credit every wallet once: $(cat "$H/credit.json")"
+sleep 1
+"$TOOL" rss "$SERVE_PID" >"$H/rss-credited.bytes"
+"$TOOL" memstats "$PPROF" >"$H/heap-credited.json"
+log "  RSS $(cat "$H/rss-credited.bytes") bytes after its writer credited every wallet"
 stop "$SERVE_PID"
 rm -rf "$DATA/hist-many"

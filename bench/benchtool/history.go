@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/uneventful/uneventful/memory"
 )
 
 // historySection renders the measurements of bench/history.sh, or "" when
@@ -111,7 +113,12 @@ func (r *results) historySection() string {
 	if json.Unmarshal([]byte(text("touch.json")), &touch) == nil {
 		p("| read every wallet's balance once (64 connections) | %s answered 200, %d failed, in %.0f s |\n", withCommas(strconv.FormatInt(touch.OK, 10)), touch.Failed, touch.Seconds)
 	}
-	p("| RSS with every wallet in the read model | %s |\n", mib(rssLoaded))
+	p("| RSS after reading every wallet (the read model holds at most %s) | %s |\n", withCommas(strconv.Itoa(memory.DefaultMaxEntities)), mib(rssLoaded))
+	touch.OK, touch.Failed, touch.Seconds = 0, 0, 0
+	if json.Unmarshal([]byte(text("credit.json")), &touch) == nil {
+		p("| then credit every wallet once through the writer (64 connections) | %s answered 200, %d failed, in %.0f s |\n", withCommas(strconv.FormatInt(touch.OK, 10)), touch.Failed, touch.Seconds)
+	}
+	p("| **RSS after the writer touched every wallet** (target < 512 MiB) | **%s** |\n", mib(num("rss-credited.bytes")))
 	heap := func(name string) float64 {
 		var m map[string]float64
 		if json.Unmarshal([]byte(text(name)), &m) != nil {
@@ -123,15 +130,7 @@ func (r *results) historySection() string {
 		return math.NaN()
 	}
 	heapReady, heapLoaded := heap("heap-ready.json"), heap("heap-loaded.json")
-	p("| live Go heap after a GC: when ready, with every wallet | %s, %s |\n", mib(heapReady), mib(heapLoaded))
-	if n, err := strconv.ParseFloat(wallets, 64); err == nil && n > 0 {
-		if !math.IsNaN(rssLoaded) && !math.IsNaN(rssReady) {
-			p("| RSS per wallet held | %.0f bytes |\n", (rssLoaded-rssReady)/n)
-		}
-		if !math.IsNaN(heapLoaded) && !math.IsNaN(heapReady) {
-			p("| live heap per wallet held | %.0f bytes |\n", (heapLoaded-heapReady)/n)
-		}
-	}
+	p("| live Go heap after a GC: when ready, after reading every wallet, after crediting every wallet | %s, %s, %s |\n", mib(heapReady), mib(heapLoaded), mib(heap("heap-credited.json")))
 	p("\n")
 	return b.String()
 }
