@@ -59,6 +59,11 @@ func checkObject(body []byte, shape string) error {
 	if !utf8.Valid(body) {
 		return Errorf(ErrInvalid, "malformed_json", "the body is not valid JSON: it is not UTF-8 text")
 	}
+	if bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("\ufeff")) {
+		// encoding/json would name the BOM's first byte, 'ï', which
+		// the sender never sees.
+		return Errorf(ErrInvalid, "malformed_json", "the body is not valid JSON: it begins with a byte order mark (U+FEFF); send the JSON without it")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber() // a huge number is not an error here
 	tok, err := dec.Token()
@@ -156,6 +161,9 @@ func decodeError(err error, shape string) error {
 		return Errorf(ErrInternal, "internal", "decode JSON: %v", badValue)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok { // name is quoted
+		if n, err := strconv.Unquote(name); err == nil {
+			name = strconv.Quote(truncate(n, 100)) // a name can be as long as the body
+		}
 		if shape != "" {
 			return Errorf(ErrInvalid, "unknown_field", "unknown field %s; the body takes %s", name, shape)
 		}

@@ -105,10 +105,19 @@ type Record struct {
 // NewID returns a new KSUID as a string.
 func NewID() string { return ksuid.New().String() }
 
-// ValidID reports whether id is a KSUID in its canonical 27-character form.
+// ValidID reports whether id is a KSUID in its canonical 27-character form:
+// 27 base62 digits (0-9, A-Z, a-z) of a value that fits in 20 bytes. Ids
+// become path segments, NATS subject tokens and stream names, so no other
+// character may pass.
 func ValidID(id string) error {
 	if len(id) != 27 {
 		return Errorf(ErrInvalid, "invalid_id", "%q is not a valid id: want a 27-character KSUID such as %s", truncate(id, 64), NewID())
+	}
+	for i := 0; i < len(id); i++ {
+		// ksuid.Parse reads any byte as some digit: check them here.
+		if c := id[i]; !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z') {
+			return Errorf(ErrInvalid, "invalid_id", "%q is not a valid id: a KSUID has only the letters A-Z and a-z and the digits 0-9; want one such as %s", id, NewID())
+		}
 	}
 	if _, err := ksuid.Parse(id); err != nil {
 		return Errorf(ErrInvalid, "invalid_id", "%q is not a valid id: want a 27-character KSUID such as %s", truncate(id, 64), NewID())
