@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -142,7 +143,7 @@ func (d *Domain[S]) Commands() []string {
 func (d *Domain[S]) handler(command string) (Handler[S], error) {
 	h, ok := d.Handlers[command]
 	if !ok {
-		return h, Errorf(ErrNotFound, "unknown_command", "%s has no command %q; it has %v", d.DomainName, command, d.Commands())
+		return h, Errorf(ErrNotFound, "unknown_command", "%s has no command %q; its commands are %s", d.DomainName, command, strings.Join(d.Commands(), ", "))
 	}
 	return h, nil
 }

@@ -168,7 +168,7 @@ func TestFails(t *testing.T) {
 			run: func(t testing.TB) {
 				domaintest.New(t, inventory.New()).When("ship", `{}`).ThenInvalid("unknown_command")
 			},
-			errors: []string{`inventory: when ship {}: want invalid unknown_command, but Parse returned a not found error with unknown_command: inventory has no command "ship"; it has [add release reserve]`},
+			errors: []string{`inventory: when ship {}: want invalid unknown_command, but Parse returned a not found error with unknown_command: inventory has no command "ship"; its commands are add, release, reserve`},
 		},
 		{
 			name: "another change",
