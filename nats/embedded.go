@@ -11,6 +11,8 @@ import (
 // Embedded is a nats-server running inside this process.
 type Embedded struct {
 	Server *server.Server
+
+	syncInterval time.Duration
 }
 
 // EmbeddedConfig configures StartEmbedded.
@@ -23,11 +25,19 @@ type EmbeddedConfig struct {
 	Port int
 	// StoreDir holds JetStream's files.
 	StoreDir string
+	// SyncInterval is how often JetStream syncs its files to disk; default
+	// 1s. (Syncing every write would cost one fsync per event relayed,
+	// which caps the relay below the writer's group commit; the relay's
+	// checkpoint covers the interval instead: see DurableAfter.)
+	SyncInterval time.Duration
 }
 
 // StartEmbedded starts a nats-server with JetStream in this process. Its
-// JetStream syncs every write to disk before acknowledging it, so that an
-// acknowledged publish survives power loss.
+// JetStream syncs its files every SyncInterval: a publish it acknowledged
+// survives a crash of the process at once, and a crash of the machine once
+// DurableAfter has passed. A relay with writer.Relay.DurableAfter set to
+// it keeps its checkpoint behind that, so nothing acknowledged to a client
+// is lost from the event stream either way.
 func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
@@ -35,16 +45,19 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.StoreDir == "" {
 		return nil, fmt.Errorf("embedded nats: StoreDir is required")
 	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = time.Second
+	}
 	opts := &server.Options{
-		ServerName: "uneventful-embedded",
-		Host:       cfg.Host,
-		Port:       cfg.Port,
-		DontListen: cfg.Port < 0,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		SyncAlways: true,
-		NoSigs:     true,
-		NoLog:      true,
+		ServerName:   "uneventful-embedded",
+		Host:         cfg.Host,
+		Port:         cfg.Port,
+		DontListen:   cfg.Port < 0,
+		JetStream:    true,
+		StoreDir:     cfg.StoreDir,
+		SyncInterval: cfg.SyncInterval,
+		NoSigs:       true,
+		NoLog:        true,
 		// Commands and replies are small; keep the default payload cap.
 	}
 	if cfg.Port == 0 {
@@ -59,8 +72,13 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("embedded nats: not ready after 30s")
 	}
-	return &Embedded{Server: ns}, nil
+	return &Embedded{Server: ns, syncInterval: cfg.SyncInterval}, nil
 }
+
+// DurableAfter is how long after acknowledging a publish the server may
+// still lose it in a crash of the machine: its sync interval, with room
+// for a sync delayed by a busy machine.
+func (e *Embedded) DurableAfter() time.Duration { return 5 * e.syncInterval }
 
 // Connect opens an in-process client connection (no TCP).
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -56,6 +58,12 @@ type ReadModel struct {
 	// Logger receives warnings about the connection. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// TLSConfig, for a rediss:// URL, replaces the default TLS settings
+	// (the system's CAs, no client certificate): set RootCAs to trust a
+	// private CA and Certificates to present a client certificate. Its
+	// ServerName defaults to the URL's host, and skip_verify in the URL
+	// still applies. Open rejects it with a redis:// URL. Default nil.
+	TLSConfig *tls.Config
 
 	url    string // redacted, for logs
 	opt    rueidis.ClientOption
@@ -92,6 +100,9 @@ func WithCache(ttl time.Duration) Option { return func(m *ReadModel) { m.CacheTT
 
 // WithLogger sets ReadModel.Logger.
 func WithLogger(l *slog.Logger) Option { return func(m *ReadModel) { m.Logger = l } }
+
+// WithTLS sets ReadModel.TLSConfig.
+func WithTLS(c *tls.Config) Option { return func(m *ReadModel) { m.TLSConfig = c } }
 
 // Open returns a read model on the Redis at rawURL,
 // redis://[user:password@]host:port/db or rediss://... for TLS (query
@@ -130,8 +141,21 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*ReadModel, error
 		return nil, uneventful.Errorf(uneventful.ErrInvalid, "invalid_setting", "redis: DialTimeout must be positive; got %v", m.DialTimeout)
 	case m.CacheTTL < 0:
 		return nil, uneventful.Errorf(uneventful.ErrInvalid, "invalid_setting", "redis: CacheTTL must not be negative; got %v", m.CacheTTL)
+	case m.TLSConfig != nil && opt.TLSConfig == nil:
+		return nil, uneventful.Errorf(uneventful.ErrInvalid, "invalid_setting", "redis: TLSConfig needs a rediss:// URL; got %s", m.url)
 	case m.Logger == nil:
 		m.Logger = slog.Default()
+	}
+	if m.TLSConfig != nil {
+		c := m.TLSConfig.Clone()
+		if c.ServerName == "" {
+			c.ServerName = opt.TLSConfig.ServerName
+		}
+		if c.MinVersion == 0 {
+			c.MinVersion = opt.TLSConfig.MinVersion
+		}
+		c.InsecureSkipVerify = c.InsecureSkipVerify || opt.TLSConfig.InsecureSkipVerify
+		opt.TLSConfig = c
 	}
 	if opt.Dialer.Timeout == 0 {
 		opt.Dialer.Timeout = m.DialTimeout
@@ -154,9 +178,53 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*ReadModel, error
 		if !errors.Is(err, uneventful.ErrUnavailable) {
 			return nil, err
 		}
+		tlsErr := tlsRefusal(err)
+		if tlsErr == nil && opt.TLSConfig != nil {
+			tlsErr = m.probeTLS(ctx)
+		}
+		if tlsErr != nil {
+			return nil, fmt.Errorf("redis: connect to %s: TLS failed; check its CA, client certificate and key: %w", m.url, tlsErr)
+		}
 		m.Logger.Warn("redis is unreachable; reads answer 503 until it is back", "url", m.url, "err", err)
 	}
 	return m, nil
+}
+
+// tlsRefusal returns the error in err's chain by which TLS with Redis failed
+// in a way that waiting does not mend: a certificate that does not verify,
+// on either side, or a server that speaks no TLS. It returns nil otherwise.
+func tlsRefusal(err error) error {
+	var verify *tls.CertificateVerificationError
+	var record tls.RecordHeaderError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &verify):
+		return verify
+	case errors.As(err, &record):
+		return record
+	case errors.As(err, &op) && op.Op == "remote error": // an alert from Redis, e.g. "certificate required"
+		return op
+	}
+	return nil
+}
+
+// probeTLS finds out whether Redis refuses the client's certificate, or
+// the want of one. With TLS 1.3 Redis checks it after the client's side of
+// the handshake is done, so a client that writes first, as the driver
+// does, sees only a reset connection; one that reads first gets Redis's
+// alert. It returns nil when TLS is not what failed.
+func (m *ReadModel) probeTLS(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, m.opt.Dialer.Timeout)
+	defer cancel()
+	d := m.opt.Dialer
+	c, err := (&tls.Dialer{NetDialer: &d, Config: m.opt.TLSConfig}).DialContext(ctx, "tcp", m.opt.InitAddress[0])
+	if err != nil {
+		return tlsRefusal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond)) // Redis says nothing unasked
+	_, err = c.Read(make([]byte, 1))
+	return tlsRefusal(err)
 }
 
 // retryOnce retries a read-only command once at once, which covers a

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -733,6 +734,11 @@ func TestOpenRejectsBadURL(t *testing.T) {
 	}
 	if _, err := redis.Open(context.Background(), "redis://127.0.0.1:1", redis.WithTimeout(0)); !errors.Is(err, uneventful.ErrInvalid) {
 		t.Errorf("Open with Timeout 0 = %v, want ErrInvalid", err)
+	}
+	// TLS settings with a plain URL would be silently ignored.
+	_, err := redis.Open(context.Background(), "redis://:secret@127.0.0.1:1", redis.WithTLS(&tls.Config{}))
+	if !errors.Is(err, uneventful.ErrInvalid) || strings.Contains(err.Error(), "secret") {
+		t.Errorf("Open(redis://) with TLS settings = %v, want ErrInvalid without the password", err)
 	}
 }
 

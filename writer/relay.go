@@ -30,8 +30,33 @@ type Relay struct {
 	// Observer, if set, is told the position published up to (Relayed),
 	// e.g. to export how far publishing lags behind the event log.
 	Observer Observer
+	// DurableAfter is how long after acknowledging a publish the broker
+	// may still lose it in a crash of the machine: a broker that syncs its
+	// store every interval rather than on every write (the embedded NATS
+	// server). The checkpoint moves past an event only that long after it
+	// was published, so a relay restarted after such a crash publishes
+	// again what the broker may have lost. 0: acknowledged means durable.
+	DurableAfter time.Duration
 
 	wake chan struct{}
+}
+
+// published is a position the broker acknowledged, and when.
+type published struct {
+	pos int64
+	at  time.Time
+}
+
+// durable returns the last position of marks that is DurableAfter old at
+// now, and the marks still younger.
+func (r *Relay) durable(marks []published, now time.Time) (int64, []published, bool) {
+	var pos int64
+	found := false
+	i := 0
+	for ; i < len(marks) && !marks[i].at.After(now.Add(-r.DurableAfter)); i++ {
+		pos, found = marks[i].pos, true
+	}
+	return pos, marks[i:], found
 }
 
 // Wake tells the relay that events were committed. It never blocks; use it
@@ -69,30 +94,42 @@ func (r *Relay) Run(ctx context.Context) error {
 		pos, err = r.Store.Checkpoint(ctx, r.Name)
 	}
 	saved, savedAt := pos, time.Now()
+	var marks []published // positions published, not yet durable
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		before := pos
 		pos, err = r.flush(ctx, pos)
 		if err != nil && ctx.Err() == nil {
 			r.Logger.Warn("relay events; will retry", "after", pos, "err", err)
+		}
+		if pos != before {
+			marks = append(marks, published{pos, time.Now()})
 		}
 		if r.Observer != nil {
 			r.Observer.Relayed(pos)
 		}
 		// The checkpoint costs a durable write: save it at most once a
-		// second. A crash republishes at most a second's events, which
-		// subscribers deduplicate.
-		if pos != saved && time.Since(savedAt) >= time.Second {
-			if err := r.Store.SaveCheckpoint(ctx, r.Name, pos); err == nil {
-				saved, savedAt = pos, time.Now()
+		// second. A crash republishes at most a second's events (plus
+		// DurableAfter), which subscribers deduplicate.
+		if time.Since(savedAt) >= time.Second {
+			if durable, rest, ok := r.durable(marks, time.Now()); ok && durable != saved {
+				if err := r.Store.SaveCheckpoint(ctx, r.Name, durable); err == nil {
+					saved, savedAt, marks = durable, time.Now(), rest
+				}
 			}
 		}
 		select {
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			pos, _ = r.flush(final, pos)
-			if pos != saved {
-				_ = r.Store.SaveCheckpoint(final, r.Name, pos)
+			if end, _ := r.flush(final, pos); end != pos {
+				pos = end
+				marks = append(marks, published{pos, time.Now()})
+			}
+			// Only what is durable in the broker: the rest is
+			// published again on the next start.
+			if durable, _, ok := r.durable(marks, time.Now()); ok && durable != saved {
+				_ = r.Store.SaveCheckpoint(final, r.Name, durable)
 			}
 			cancel()
 			return nil

@@ -49,6 +49,10 @@ Usage:
   uneventful help [COMMAND]                         this text, or a command's flags
 
 Every flag defaults from an environment variable UNEVENTFUL_<FLAG> (e.g. UNEVENTFUL_DATA); flags win.
+The split roles log in to NATS and Redis with the credentials in --nats and --redis (better set
+through UNEVENTFUL_NATS_URL and UNEVENTFUL_REDIS_URL than on the command line), --nats-creds or
+--nats-nkey, and use TLS with tls:// and rediss:// URLs, --nats-ca, --nats-cert, --nats-key,
+--redis-ca, --redis-cert and --redis-key (docs/DEPLOY.md, Security).
 `
 
 // Run runs one subcommand.

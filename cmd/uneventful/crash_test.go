@@ -35,7 +35,14 @@ type child struct {
 
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
-	cmd := childCommand(os.Args[0], args...)
+	return startChildProgram(t, os.Args[0], args...)
+}
+
+// startChildProgram is startChild running the program binary, e.g. one
+// built by buildProgram.
+func startChildProgram(t *testing.T, program string, args ...string) *child {
+	t.Helper()
+	cmd := childCommand(program, args...)
 	cmd.Env = append(os.Environ(), "UNEVENTFUL_TEST_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -136,6 +143,37 @@ func TestKill9LosesNoAcknowledgedCommand(t *testing.T) {
 	}
 	want(t, s.do("GET", "/wallet/"+w+"/balance", ""), 200, map[string]string{"balance": fmt.Sprint(len(recorded)), "version": fmt.Sprint(len(recorded))})
 	t.Logf("%d acknowledged, %d recorded, %d failed in flight over 3 kills", n, len(recorded), nacked.Load())
+
+	// The history holds every recorded event exactly once: the relay's
+	// checkpoint never ran ahead of what the event stream kept, and what
+	// it published again after a kill was deduplicated.
+	eventIDs := func(out string) map[string]int {
+		ids := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if i := strings.Index(line, `"event_id":"`); i >= 0 {
+				ids[line[i+len(`"event_id":"`):][:27]]++
+			}
+		}
+		return ids
+	}
+	logged := eventIDs(events)
+	var history map[string]int
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		history = eventIDs(cli(t, "history", "--data", data, "--entity", "wallet."+w, "--json"))
+		if len(history) >= len(logged) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for id := range logged {
+		if history[id] != 1 {
+			t.Errorf("event %s is in the history %d times, want once", id, history[id])
+		}
+	}
+	if len(history) != len(logged) {
+		t.Errorf("history holds %d events of the wallet, the event log %d", len(history), len(logged))
+	}
 }
 
 // childCommand is exec.Command for a process a test starts: it is killed

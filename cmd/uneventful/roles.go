@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -21,20 +22,36 @@ import (
 type roleFlags struct {
 	http, nats, logLevel *string
 	replicas             *int
+	natsCreds, natsNkey  *string
+	natsCA, natsCert     *string
+	natsKey              *string
 }
 
 func (m *Main) roleFlags(fs *flagSet, httpDefault string) roleFlags {
 	return roleFlags{
-		http:     fs.String("http", httpDefault, "address to serve HTTP on (/healthz, /readyz)"),
-		nats:     fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
-		logLevel: fs.String("log-level", "info", "debug, info, warn or error"),
-		replicas: fs.Int("replicas", 1, "JetStream replicas of the event stream (3 on a cluster)"),
+		http:      fs.String("http", httpDefault, "address to serve HTTP on (/healthz, /readyz)"),
+		nats:      fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated; nats://user:password@host:4222 or nats://token@host:4222 to log in, tls:// to require TLS"),
+		logLevel:  fs.String("log-level", "info", "debug, info, warn or error"),
+		replicas:  fs.Int("replicas", 1, "JetStream replicas of the event stream (3 on a cluster)"),
+		natsCreds: fs.String("nats-creds", "", "log in to NATS with this JWT credentials file (.creds)"),
+		natsNkey:  fs.String("nats-nkey", "", "log in to NATS with the nkey whose seed is in this file"),
+		natsCA:    fs.String("nats-ca", "", "trust the NATS server's certificate if signed by a CA in this PEM file (default: the system's CAs); turns TLS on"),
+		natsCert:  fs.String("nats-cert", "", "client certificate (PEM) to present to NATS, with --nats-key; turns TLS on"),
+		natsKey:   fs.String("nats-key", "", "private key (PEM) of --nats-cert"),
 	}
 }
 
-// connectRole connects to NATS and makes sure the event stream exists.
-func (m *Main) connectRole(ctx context.Context, f roleFlags, name string, logger *slog.Logger) (*natsConn, error) {
-	nc, err := connect(*f.nats, name, logger)
+// natsOptions checks the files of the --nats-* flags and returns the
+// options of the connection.
+func (f roleFlags) natsOptions() ([]natsgo.Option, error) {
+	return natsSecurity{creds: *f.natsCreds, nkey: *f.natsNkey, ca: *f.natsCA, cert: *f.natsCert, key: *f.natsKey}.options()
+}
+
+// connectRole connects to NATS and makes sure the event stream exists. It
+// waits for NATS to be there, but fails when NATS refuses the role (see
+// refused), which waiting would not mend.
+func (m *Main) connectRole(ctx context.Context, f roleFlags, opts []natsgo.Option, name string, logger *slog.Logger) (*natsConn, error) {
+	nc, err := connect(*f.nats, name, opts, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -51,11 +68,16 @@ func (m *Main) connectRole(ctx context.Context, f roleFlags, name string, logger
 		if err == nil {
 			break
 		}
+		last := nc.LastError()
+		if refused(last) {
+			nc.Close()
+			return nil, fmt.Errorf("nats %s refused the role: %w (check --nats and the --nats-* flags: credentials, permissions, TLS)", redact(*f.nats), last)
+		}
 		if ctx.Err() != nil {
 			nc.Close()
 			return nil, ctx.Err()
 		}
-		logger.Warn("waiting for NATS with JetStream", "url", redact(*f.nats), "status", nc.Status().String(), "err", err)
+		logger.Warn("waiting for NATS with JetStream", "url", redact(*f.nats), "status", nc.Status().String(), "err", err, "last_err", last)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
@@ -64,13 +86,44 @@ func (m *Main) connectRole(ctx context.Context, f roleFlags, name string, logger
 	return &natsConn{Conn: nc, js: js}, nil
 }
 
+// redisFlags are the flags of the roles that use the Redis read model.
+type redisFlags struct {
+	url, prefix, ca, cert, key *string
+}
+
+func (m *Main) redisFlags(fs *flagSet) redisFlags {
+	return redisFlags{
+		url:    fs.String("redis", "redis://127.0.0.1:6379", "Redis URL of the read model: redis://[user:password@]host:port/db, rediss:// for TLS"),
+		prefix: fs.String("redis-prefix", "", "prefix of every Redis key, to share a Redis between deployments"),
+		ca:     fs.String("redis-ca", "", "with rediss://, trust Redis's certificate if signed by a CA in this PEM file (default: the system's CAs)"),
+		cert:   fs.String("redis-cert", "", "with rediss://, client certificate (PEM) to present to Redis, with --redis-key"),
+		key:    fs.String("redis-key", "", "private key (PEM) of --redis-cert"),
+	}
+}
+
+// options checks the files of the --redis-* flags and returns the options
+// of the read model.
+func (f redisFlags) options(logger *slog.Logger) ([]redis.Option, error) {
+	tlsConfig, err := tlsFiles("redis", *f.ca, *f.cert, *f.key)
+	if err != nil {
+		return nil, err
+	}
+	opts := []redis.Option{redis.WithPrefix(*f.prefix), redis.WithLogger(logger)}
+	if tlsConfig != nil {
+		if !strings.HasPrefix(*f.url, "rediss://") {
+			return nil, fmt.Errorf("--redis-ca, --redis-cert and --redis-key need a rediss:// URL; --redis is %s", redact(*f.url))
+		}
+		opts = append(opts, redis.WithTLS(tlsConfig))
+	}
+	return opts, nil
+}
+
 // server runs the HTTP role: stateless, reads the read model, sends
 // commands over NATS.
 func (m *Main) server(ctx context.Context, args []string) error {
 	fs := m.flags("server")
 	f := m.roleFlags(fs, "127.0.0.1:8080")
-	redisURL := fs.String("redis", "redis://127.0.0.1:6379", "Redis URL of the read model (rediss:// for TLS)")
-	redisPrefix := fs.String("redis-prefix", "", "prefix of every Redis key, to share a Redis between deployments")
+	rf := m.redisFlags(fs)
 	apiKeysFile := fs.String("api-keys-file", "", "require API keys from this file (lines of <name> <read|write|read,write> <key>); default: no keys")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -79,14 +132,22 @@ func (m *Main) server(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	nc, err := m.connectRole(ctx, f, "uneventful server", logger)
+	natsOpts, err := f.natsOptions()
+	if err != nil {
+		return err
+	}
+	redisOpts, err := rf.options(logger)
+	if err != nil {
+		return err
+	}
+	nc, err := m.connectRole(ctx, f, natsOpts, "uneventful server", logger)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	mets := metrics.New()
 	watchNATS(nc.Conn, mets)
-	rm, err := redis.Open(ctx, *redisURL, redis.WithPrefix(*redisPrefix), redis.WithLogger(logger))
+	rm, err := redis.Open(ctx, *rf.url, redisOpts...)
 	if err != nil {
 		return err
 	}
@@ -110,7 +171,7 @@ func (m *Main) server(ctx context.Context, args []string) error {
 			"redis": redisReady(rm),
 		},
 	}
-	return m.listen(ctx, srv, *f.http, logger, "nats", redact(*f.nats), "redis", redact(*redisURL))
+	return m.listen(ctx, srv, *f.http, logger, "nats", redact(*f.nats), "redis", redact(*rf.url))
 }
 
 // writer runs one domain's write path.
@@ -119,13 +180,20 @@ func (m *Main) writer(ctx context.Context, args []string) error {
 	f := m.roleFlags(fs, "127.0.0.1:0")
 	domainName := fs.String("domain", "wallet", "the domain whose commands to take")
 	storeURL := fs.String("store", "", "event store: a SQLite file path (one writer per file) or a postgres:// URL (any number of writers)")
-	redisURL := fs.String("redis", "redis://127.0.0.1:6379", "Redis URL of the read model (rediss:// for TLS)")
-	redisPrefix := fs.String("redis-prefix", "", "prefix of every Redis key, to share a Redis between deployments")
+	rf := m.redisFlags(fs)
 	groupCommit := fs.Bool("group-commit", true, "commit every command that queued during the previous commit in one transaction")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	logger, err := m.logger(*f.logLevel)
+	if err != nil {
+		return err
+	}
+	natsOpts, err := f.natsOptions()
+	if err != nil {
+		return err
+	}
+	redisOpts, err := rf.options(logger)
 	if err != nil {
 		return err
 	}
@@ -138,12 +206,12 @@ func (m *Main) writer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	rm, err := redis.Open(ctx, *redisURL, redis.WithPrefix(*redisPrefix), redis.WithLogger(logger))
+	rm, err := redis.Open(ctx, *rf.url, redisOpts...)
 	if err != nil {
 		return err
 	}
 	defer rm.Close()
-	nc, err := m.connectRole(ctx, f, "uneventful writer "+model.Name(), logger)
+	nc, err := m.connectRole(ctx, f, natsOpts, "uneventful writer "+model.Name(), logger)
 	if err != nil {
 		return err
 	}
@@ -177,12 +245,16 @@ func (m *Main) historyRole(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	natsOpts, err := f.natsOptions()
+	if err != nil {
+		return err
+	}
 	hist, err := openHistory(ctx, *storeURL)
 	if err != nil {
 		return err
 	}
 	defer hist.Close()
-	nc, err := m.connectRole(ctx, f, "uneventful history", logger)
+	nc, err := m.connectRole(ctx, f, natsOpts, "uneventful history", logger)
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	groupCommit := fs.Bool("group-commit", true, "commit every command that queued during the previous commit in one transaction")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	apiKeysFile := fs.String("api-keys-file", "", "require API keys from this file (lines of <name> <read|write|read,write> <key>); default: no keys")
+	maxInFlight := fs.Int("max-in-flight", uehttp.DefaultMaxInFlight, "commands the HTTP server waits on at once; past it a command is answered 503 overloaded with Retry-After at once")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof under /debug/pprof/ on this separate `address` (e.g. 127.0.0.1:6060), for profiling; empty: off")
 	// Only on the command line, never from the environment: it must not
 	// be switched on by a forgotten variable.
@@ -135,7 +136,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 	}()
 	for _, d := range models {
-		p, err := startWriter(writerConfig{model: d, store: stores[d.Name()], readModel: rm, nc: nc, js: js, groupCommit: *groupCommit, logger: logger, metrics: mets})
+		p, err := startWriter(writerConfig{model: d, store: stores[d.Name()], readModel: rm, nc: nc, js: js, groupCommit: *groupCommit, logger: logger, metrics: mets,
+			relayDurableAfter: ns.DurableAfter()})
 		if err != nil {
 			return err
 		}
@@ -154,15 +156,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	srv := &uehttp.Server{
-		APIKeys:    keys,
-		Domains:    models,
-		Routes:     webRoutes(ctx, nc, stores, "uneventful serve", logger),
-		Bus:        uenats.NewBus(nc),
-		Reader:     rm,
-		Logger:     logger.With("role", "server"),
-		Metrics:    mets,
-		SourceName: "serve",
-		SourceID:   fmt.Sprintf("%s:%d", hostname(), os.Getpid()),
+		APIKeys:     keys,
+		Domains:     models,
+		Routes:      webRoutes(ctx, nc, stores, "uneventful serve", logger),
+		Bus:         uenats.NewBus(nc),
+		Reader:      rm,
+		Logger:      logger.With("role", "server"),
+		Metrics:     mets,
+		MaxInFlight: *maxInFlight,
+		SourceName:  "serve",
+		SourceID:    fmt.Sprintf("%s:%d", hostname(), os.Getpid()),
 		Ready: map[string]func(context.Context) error{
 			"nats":  natsReady(nc),
 			"store": storesReady(stores),
