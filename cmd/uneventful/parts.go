@@ -45,6 +45,9 @@ type writerConfig struct {
 	groupCommit bool
 	logger      *slog.Logger
 	metrics     *metrics.Metrics // nil: none
+	// relayDurableAfter: see writer.Relay.DurableAfter (the embedded
+	// NATS server's; 0 for a NATS server run by the operator).
+	relayDurableAfter time.Duration
 }
 
 // startWriter starts a domain's write path. Stop it with stop.
@@ -54,7 +57,7 @@ func startWriter(cfg writerConfig) (*writerPart, error) {
 	wctx, stopW := context.WithCancel(context.Background())
 	bgctx, stopBg := context.WithCancel(context.Background())
 	p.stopW, p.stopBg = stopW, stopBg
-	relay := (&writer.Relay{Store: cfg.store, Publisher: &uenats.Publisher{JS: cfg.js},
+	relay := (&writer.Relay{Store: cfg.store, Publisher: &uenats.Publisher{JS: cfg.js}, DurableAfter: cfg.relayDurableAfter,
 		Logger: cfg.logger.With("role", "relay", "domain", name)}).Init()
 	w := &writer.Writer{Model: cfg.model, Store: cfg.store, ReadModel: cfg.readModel,
 		Logger:    cfg.logger.With("role", "writer"),
