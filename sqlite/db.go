@@ -32,15 +32,27 @@ const DefaultLimit = 100
 // write connection, for benchmarks); the write connection sets WAL mode, so
 // readers never block the writer, and starts every transaction with BEGIN
 // IMMEDIATE, so it takes the write lock up front instead of failing on a lock
-// upgrade halfway through.
+// upgrade halfway through, and cuts the WAL file back to WALSizeLimit after
+// a reader let it grow.
 var readParams = "?_busy_timeout=" + fmt.Sprint(DefaultBusyTimeout.Milliseconds()) +
 	"&_synchronous=FULL&_query_only=1"
 
 // writeParams are the write connection's parameters with the given sync.
 func writeParams(sync Sync) string {
 	return "?_busy_timeout=" + fmt.Sprint(DefaultBusyTimeout.Milliseconds()) +
-		"&_journal_mode=WAL&_synchronous=" + string(sync) + "&_txlock=immediate"
+		"&_journal_mode=WAL&_synchronous=" + string(sync) + "&_txlock=immediate" +
+		"&_pragma=journal_size_limit(" + fmt.Sprint(WALSizeLimit) + ")"
 }
+
+// WALSizeLimit is the size in bytes the write-ahead log file is cut back to
+// when SQLite next restarts the log from its beginning (PRAGMA
+// journal_size_limit). SQLite checkpoints the log once it passes 1000 pages
+// (about 4 MiB), but cannot checkpoint past a snapshot that another process
+// still reads, e.g. a sqlite3 shell inside BEGIN: the log then grows with
+// every commit for as long as the snapshot is held, and without a limit its
+// file would keep that size for good after the reader lets go. Twice the
+// checkpoint size, so that normal operation never shrinks and regrows it.
+const WALSizeLimit = 8 << 20
 
 // timeLayout is how timestamps are stored: UTC with nanoseconds, fixed
 // width, so that text order is time order and a timestamp reads back

@@ -17,6 +17,12 @@
 // uneventful.ErrUnavailable having written nothing; the next write after the
 // lock is released succeeds. A full disk and I/O errors fail the same way.
 //
+// Another process reading the file (a sqlite3 shell, a backup) never blocks
+// the writer, but while it holds a read transaction open SQLite cannot
+// checkpoint past its snapshot, so the write-ahead log grows with every
+// commit; once the reader lets go, the log is checkpointed and restarted,
+// and its file is cut back to WALSizeLimit.
+//
 // The schema is migrated when a writer opens the file, from the scripts in
 // migrations/, tracked by PRAGMA user_version; PRAGMA application_id tells
 // an event store from a history store. Timestamps are stored as UTC text

@@ -2,13 +2,15 @@ package sqlite
 
 import (
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 )
 
 // TestConnectionSettings checks the settings that durability and
-// concurrency rest on: the writer commits in WAL mode with a full sync, and
-// the read pool cannot write.
+// concurrency rest on: the writer commits in WAL mode with a full sync and
+// cuts the WAL file back after a long reader let it grow, and the read pool
+// cannot write.
 func TestConnectionSettings(t *testing.T) {
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "wallet.db"))
 	if err != nil {
@@ -22,6 +24,7 @@ func TestConnectionSettings(t *testing.T) {
 	}{
 		{s.db.write, "journal_mode", "wal"},
 		{s.db.write, "synchronous", "2"}, // FULL
+		{s.db.write, "journal_size_limit", fmt.Sprint(WALSizeLimit)},
 		{s.db.read, "synchronous", "2"},
 		{s.db.read, "query_only", "1"},
 	} {
