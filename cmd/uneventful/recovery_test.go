@@ -21,6 +21,24 @@ import (
 // may flush and restart it without touching anyone else's keys.
 func startRedis(t *testing.T) (url string, flush func()) {
 	t.Helper()
+	r := newRedis(t)
+	return r.url(), r.flush
+}
+
+// redisProcess is a private redis-server without persistence, on a free
+// port, that a test may flush, kill, and start again on the same port
+// (empty).
+type redisProcess struct {
+	t    *testing.T
+	bin  string
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// newRedis starts a redisProcess, stopped when the test ends.
+func newRedis(t *testing.T) *redisProcess {
+	t.Helper()
 	if os.Getenv("UNEVENTFUL_REDIS_URL") == "" {
 		t.Skip("UNEVENTFUL_REDIS_URL is not set; set it to a Redis server, e.g. redis://127.0.0.1:6379")
 	}
@@ -28,33 +46,53 @@ func startRedis(t *testing.T) (url string, flush func()) {
 	if err != nil {
 		t.Fatal("redis-server is not on PATH; install it (Debian package redis-server)")
 	}
-	port := freePort(t)
-	cmd := childCommand(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	r := &redisProcess{t: t, bin: bin, port: freePort(t), dir: t.TempDir()}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *redisProcess) addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
+func (r *redisProcess) url() string  { return "redis://" + r.addr() }
+
+// start starts redis-server and waits until it takes connections.
+func (r *redisProcess) start() {
+	r.t.Helper()
+	r.cmd = childCommand(r.bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(r.port), "--save", "", "--appendonly", "no", "--dir", r.dir)
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
+		if c, err := net.Dial("tcp", r.addr()); err == nil {
 			c.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not start")
+			r.t.Fatal("redis-server did not start")
 		}
 	}
-	return "redis://" + addr, func() {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		fmt.Fprint(c, "FLUSHALL\r\n")
-		buf := make([]byte, 16)
-		if n, _ := c.Read(buf); !strings.HasPrefix(string(buf[:n]), "+OK") {
-			t.Fatalf("FLUSHALL answered %q", buf[:n])
-		}
+}
+
+// stop kills redis-server (SIGKILL: no goodbye to its clients) and waits
+// for it to exit. Stopping a stopped one does nothing.
+func (r *redisProcess) stop() {
+	if r.cmd != nil && r.cmd.ProcessState == nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+	}
+}
+
+// flush sends FLUSHALL.
+func (r *redisProcess) flush() {
+	c, err := net.Dial("tcp", r.addr())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "FLUSHALL\r\n")
+	buf := make([]byte, 16)
+	if n, _ := c.Read(buf); !strings.HasPrefix(string(buf[:n]), "+OK") {
+		r.t.Fatalf("FLUSHALL answered %q", buf[:n])
 	}
 }
 
