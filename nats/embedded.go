@@ -1,7 +1,10 @@
 package nats
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -13,6 +16,7 @@ type Embedded struct {
 	Server *server.Server
 
 	syncInterval time.Duration
+	storeDir     string
 }
 
 // EmbeddedConfig configures StartEmbedded.
@@ -72,7 +76,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("embedded nats: not ready after 30s")
 	}
-	return &Embedded{Server: ns, syncInterval: cfg.SyncInterval}, nil
+	return &Embedded{Server: ns, syncInterval: cfg.SyncInterval, storeDir: cfg.StoreDir}, nil
 }
 
 // DurableAfter is how long after acknowledging a publish the server may
@@ -92,4 +96,45 @@ func (e *Embedded) URL() string { return e.Server.ClientURL() }
 func (e *Embedded) Close() {
 	e.Server.Shutdown()
 	e.Server.WaitForShutdown()
+}
+
+// Watch keeps JetStream able to store: once a write to its store failed (a
+// full disk), nats-server refuses every publish to that stream until
+// JetStream restarts, and it computed its storage limit from the free disk
+// when it started. So every interval Watch asks the server's health and,
+// on a stream's write error, restarts JetStream in this process (streams
+// and consumers are recovered from StoreDir, and the limit is computed
+// again), trying again each interval until it is back. Clients stay
+// connected; the relay publishes again what it could not. It returns when
+// ctx ends.
+func (e *Embedded) Watch(ctx context.Context, interval time.Duration, logger *slog.Logger) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if e.Server.JetStreamEnabled() {
+			h := e.Server.Healthz(nil)
+			if !strings.Contains(h.Error, "write error") {
+				continue
+			}
+			logger.Warn("JetStream cannot write its store; restarting it", "err", h.Error)
+			if err := e.Server.ShutdownJetStream(); err != nil {
+				logger.Warn("stop JetStream", "err", err)
+				continue
+			}
+		}
+		cfg := &server.JetStreamConfig{StoreDir: e.storeDir, SyncInterval: e.syncInterval}
+		if err := e.Server.EnableJetStream(cfg); err != nil {
+			logger.Warn("start JetStream; will retry", "err", err)
+			continue
+		}
+		logger.Info("JetStream restarted")
+	}
 }

@@ -93,6 +93,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	closers = append(closers, ns.Close)
+	// A full disk leaves JetStream refusing publishes until it restarts:
+	// the watch restarts it once it can write again.
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	go ns.Watch(watchCtx, time.Second, logger.With("role", "nats"))
+	closers = append(closers, stopWatch)
 	if *natsPort >= 0 {
 		logger.Info("embedded NATS listening", "url", ns.URL())
 	}
