@@ -125,6 +125,7 @@ func (m *Main) server(ctx context.Context, args []string) error {
 	f := m.roleFlags(fs, "127.0.0.1:8080")
 	rf := m.redisFlags(fs)
 	apiKeysFile := fs.String("api-keys-file", "", "require API keys from this file (lines of <name> <read|write|read,write> <key>); default: no keys")
+	maxInFlight := fs.Int("max-in-flight", uehttp.DefaultMaxInFlight, "commands the HTTP server waits on at once; past it a command is answered 503 overloaded with Retry-After at once")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -157,15 +158,16 @@ func (m *Main) server(ctx context.Context, args []string) error {
 		return err
 	}
 	srv := &uehttp.Server{
-		APIKeys:    keys,
-		Domains:    domains(),
-		Routes:     webRoutes(ctx, nc.Conn, nil, "the server role", logger),
-		Bus:        uenats.NewBus(nc.Conn),
-		Reader:     rm,
-		Logger:     logger.With("role", "server"),
-		Metrics:    mets,
-		SourceName: "server",
-		SourceID:   fmt.Sprintf("%s:%d", hostname(), os.Getpid()),
+		APIKeys:     keys,
+		Domains:     domains(),
+		Routes:      webRoutes(ctx, nc.Conn, nil, "the server role", logger),
+		Bus:         uenats.NewBus(nc.Conn),
+		Reader:      rm,
+		Logger:      logger.With("role", "server"),
+		Metrics:     mets,
+		SourceName:  "server",
+		MaxInFlight: *maxInFlight,
+		SourceID:    fmt.Sprintf("%s:%d", hostname(), os.Getpid()),
 		Ready: map[string]func(context.Context) error{
 			"nats":  natsReady(nc.Conn),
 			"redis": redisReady(rm),
