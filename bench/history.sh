@@ -7,8 +7,10 @@
 #      empty store; p50/p99 of a page of its transactions at its start,
 #      middle and end; credit throughput and latency on it against a fresh
 #      wallet.
-#   2. 1M wallets with one credit each: serve's RSS when ready, and after
-#      every wallet was read once, so that its read model holds them all.
+#   2. 1M wallets with one credit each: serve's RSS when ready, after every
+#      wallet was read once, and after its writer credited every wallet once.
+#   3. A full rebuild of the Redis read model from each of the two stores
+#      (benchtool rebuild, into a private redis-server), in records/s.
 
 H=$WORK/history
 mkdir -p "$H"
@@ -17,6 +19,24 @@ echo "$h_events" >"$H/events"
 echo "$h_wallets" >"$H/wallets"
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# rebuild NAME DB: times a full rebuild of the Redis read model from DB
+# into a private redis-server; JSON to $H/rebuild-NAME.json.
+rebuild() {
+	local name=$1 db=$2 rport
+	if ! command -v redis-server >/dev/null; then
+		log "  rebuild $name: not measured, redis-server is not on the PATH"
+		return
+	fi
+	rport=$("$TOOL" freeport)
+	mkdir -p "$DATA/hist-redis"
+	start hist-redis redis-server --bind 127.0.0.1 --port "$rport" --save "" --appendonly no --dir "$DATA/hist-redis"
+	local rpid=$LAST_PID
+	sleep 0.5
+	timeout 1800 "$TOOL" rebuild -redis "redis://127.0.0.1:$rport" -cpuprofile "$H/rebuild-$name.pprof" "$db" >"$H/rebuild-$name.json"
+	log "  rebuild of the Redis read model from $name: $(cat "$H/rebuild-$name.json")"
+	stop "$rpid"
+}
 
 # restart NAME DATADIR: starts serve on DATADIR on a fixed free port and
 # records the milliseconds to /readyz in $H/restart-NAME.ms; sets URL,
@@ -78,6 +98,7 @@ for round in $(seq "$((rounds > 4 ? rounds : 4))"); do
 	done
 done
 stop "$SERVE_PID"
+rebuild long "$DATA/hist-long/wallet.db"
 rm -rf "$DATA/hist-long" "$DATA/hist-empty"
 
 log "history: $h_wallets wallets with one credit each"
@@ -101,4 +122,5 @@ sleep 1
 "$TOOL" memstats "$PPROF" >"$H/heap-credited.json"
 log "  RSS $(cat "$H/rss-credited.bytes") bytes after its writer credited every wallet"
 stop "$SERVE_PID"
+rebuild many "$DATA/hist-many/wallet.db"
 rm -rf "$DATA/hist-many"

@@ -132,6 +132,27 @@ func (r *results) historySection() string {
 	heapReady, heapLoaded := heap("heap-ready.json"), heap("heap-loaded.json")
 	p("| live Go heap after a GC: when ready, after reading every wallet, after crediting every wallet | %s, %s, %s |\n", mib(heapReady), mib(heapLoaded), mib(heap("heap-credited.json")))
 	p("\n")
+	var rows []string
+	for _, name := range []string{"long", "many"} {
+		var r struct {
+			Records float64 `json:"records"`
+			Seconds float64 `json:"seconds"`
+			Rate    float64 `json:"records_per_second"`
+		}
+		if json.Unmarshal([]byte(text("rebuild-"+name+".json")), &r) != nil {
+			continue
+		}
+		what := map[string]string{"long": "one wallet with " + withCommas(events) + " credits", "many": withCommas(wallets) + " wallets with one credit each"}[name]
+		rows = append(rows, fmt.Sprintf("| %s | %s records in %.1f s: **%s records/s** |\n", what, withCommas(strconv.FormatFloat(r.Records, 'f', 0, 64)), r.Seconds, fmtRate(r.Rate)))
+	}
+	if len(rows) > 0 {
+		p("A full rebuild of the Redis read model from each store (`benchtool rebuild`: the catch-up projector from position 0 into an empty private redis-server; target 300,000 records/s):\n\n")
+		p("| store | rebuild |\n| --- | --- |\n")
+		for _, r := range rows {
+			p("%s", r)
+		}
+		p("\n")
+	}
 	return b.String()
 }
 
