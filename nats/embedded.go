@@ -11,6 +11,9 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// maxStore is the embedded JetStream's storage limit: none but the disk's.
+const maxStore = server.JetStreamMaxStoreDefault
+
 // Embedded is a nats-server running inside this process.
 type Embedded struct {
 	Server *server.Server
@@ -60,8 +63,14 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		JetStream:    true,
 		StoreDir:     cfg.StoreDir,
 		SyncInterval: cfg.SyncInterval,
-		NoSigs:       true,
-		NoLog:        true,
+		// No storage limit of its own: left unset, JetStream takes 75% of
+		// the disk free at start as its limit and refuses publishes
+		// ("insufficient resources") once there, until it restarts, even
+		// after space returns. The disk is the limit; Watch recovers from
+		// a full one.
+		JetStreamMaxStore: maxStore,
+		NoSigs:            true,
+		NoLog:             true,
 		// Commands and replies are small; keep the default payload cap.
 	}
 	if cfg.Port == 0 {
@@ -130,7 +139,7 @@ func (e *Embedded) Watch(ctx context.Context, interval time.Duration, logger *sl
 				continue
 			}
 		}
-		cfg := &server.JetStreamConfig{StoreDir: e.storeDir, SyncInterval: e.syncInterval}
+		cfg := &server.JetStreamConfig{StoreDir: e.storeDir, MaxStore: maxStore}
 		if err := e.Server.EnableJetStream(cfg); err != nil {
 			logger.Warn("start JetStream; will retry", "err", err)
 			continue
