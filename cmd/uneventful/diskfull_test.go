@@ -162,7 +162,7 @@ func TestDiskFull(t *testing.T) {
 	// sees it; the relay publishes again from its outbox (the event log).
 	waitFor(t, func() string {
 		if h := strings.Count(cli(t, "history", "--data", data, "--entity", "wallet."+w), "\n"); h != len(acked) {
-			return fmt.Sprintf("without a restart the history holds %d events, want %d", h, len(acked))
+			return fmt.Sprintf("without a restart the history holds %d events, want %d; serve's log ends:\n%s", h, len(acked), tail(s.stderr.String(), 20))
 		}
 		return ""
 	})
