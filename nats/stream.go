@@ -16,9 +16,14 @@ import (
 // StreamName is the JetStream stream that holds every recorded event.
 const StreamName = "UNEVENTFUL_EVENTS"
 
-// RecordedSubject is the subject a recorded event is published on.
+// RecordedSubject is the subject a recorded event is published on:
+// recorded.<domain>.<command>. The entity is in the event, not in the
+// subject: JetStream keeps an index entry in memory for every distinct
+// subject of a stream, which with one subject per entity cost ~270 bytes
+// per entity ever written (a writer that had credited 1M wallets held
+// ~300 MiB of it).
 func RecordedSubject(e *uneventful.Event) string {
-	return "recorded." + e.Domain + "." + e.EntityID + "." + e.Command
+	return "recorded." + e.Domain + "." + e.Command
 }
 
 // StreamConfig says how the event stream is kept.
