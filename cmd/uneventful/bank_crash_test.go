@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,32 +17,76 @@ import (
 
 	"github.com/uneventful/uneventful"
 	"github.com/uneventful/uneventful/postgres"
+	"github.com/uneventful/uneventful/sqlite"
 )
 
-// TestCrashWriterPostgres, in the style of Jepsen's bank workload: 64
-// workers send random credits and debits over 20 wallets, logging each
-// operation as ok (200), failed (a definite 4xx, or 503: nothing applied)
-// or unknown (504, transport error), while the writer is killed with
-// SIGKILL and restarted, at least 10 times. The checker then verifies:
-// every ok operation is recorded exactly once with its outcome; no
-// operation answered 503 is recorded; unknown ones at most once; balance =
-// accepted credits - accepted debits >= 0 at every version; versions are
-// gap-free; every accepted event has its state row; the read model
-// converges. UNEVENTFUL_CRASH_KILLS sets the number of kills (default 10).
+// The crash tests, in the style of Jepsen's bank workload: 64 workers send
+// random credits and debits over 20 wallets, logging each operation as ok
+// (200), failed (a definite 4xx, or 503: nothing applied) or unknown (504,
+// transport error), while the process that writes is killed with SIGKILL
+// and restarted, at least 10 times. The checker then verifies: every ok
+// operation is recorded exactly once with its outcome; no operation
+// answered 503 is recorded; unknown ones at most once; balance = accepted
+// credits - accepted debits >= 0 at every version; versions are gap-free;
+// every accepted event has its state row; the read model converges.
+// UNEVENTFUL_CRASH_KILLS sets the number of kills (default 10).
+
+// crashKills is the number of kills of a crash test.
+func crashKills() int {
+	if v, err := strconv.Atoi(os.Getenv("UNEVENTFUL_CRASH_KILLS")); err == nil && v > 0 {
+		return v
+	}
+	return 10
+}
+
+// TestCrashWriterPostgres: the writer role on PostgreSQL is killed, behind
+// a server and Redis.
 func TestCrashWriterPostgres(t *testing.T) {
 	redisURL, _ := startRedis(t)
 	pgURL := pgSchema(t)
 	natsURL := startNATS(t)
-	kills := 10
-	if v, err := strconv.Atoi(os.Getenv("UNEVENTFUL_CRASH_KILLS")); err == nil && v > 0 {
-		kills = v
-	}
 	common := []string{"--nats", natsURL, "--log-level", "warn"}
 	writerArgs := append([]string{"writer", "--store", pgURL, "--redis", redisURL}, common...)
 	var writer *exec.Cmd
 	startRoleWith(t, func(c *exec.Cmd) { writer = c }, writerArgs...)
 	server := startRole(t, append([]string{"server", "--redis", redisURL}, common...)...)
+	bankCrash(t, server, crashKills(), func() {
+		writer.Process.Signal(syscall.SIGKILL)
+		writer.Wait()
+		startRoleWith(t, func(c *exec.Cmd) { writer = c }, writerArgs...)
+	}, func() uneventful.Store {
+		store, err := postgres.Open(context.Background(), pgURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		return store
+	})
+}
 
+// TestCrashServeSQLite: `serve` on SQLite is killed, everything in it (the
+// HTTP server, the writer, the embedded NATS server, the read model), and
+// restarted on the same data and port.
+func TestCrashServeSQLite(t *testing.T) {
+	data := t.TempDir()
+	args := []string{"serve", "--http", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--data", data, "--nats-port", "-1", "--log-level", "info"}
+	serve := startChild(t, args...)
+	bankCrash(t, serve.url, crashKills(), func() {
+		serve.kill()
+		serve = startChild(t, args...)
+	}, func() uneventful.Store {
+		store, err := sqlite.OpenReadOnly(context.Background(), filepath.Join(data, "wallet.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		return store
+	})
+}
+
+// bankCrash runs the workload against server, calling crash (kill and
+// restart) kills times, 0.7 to 1.5 s apart, then checks store.
+func bankCrash(t *testing.T, server string, kills int, crash func(), openStore func() uneventful.Store) {
 	wallets := make([]string, 20)
 	for i := range wallets {
 		wallets[i] = uneventful.NewID()
@@ -82,9 +127,7 @@ func TestCrashWriterPostgres(t *testing.T) {
 	}
 	for k := 0; k < kills; k++ {
 		time.Sleep(time.Duration(700+rand.IntN(800)) * time.Millisecond)
-		writer.Process.Signal(syscall.SIGKILL)
-		writer.Wait()
-		startRoleWith(t, func(c *exec.Cmd) { writer = c }, writerArgs...)
+		crash()
 	}
 	time.Sleep(500 * time.Millisecond)
 	stop()
@@ -100,11 +143,7 @@ func TestCrashWriterPostgres(t *testing.T) {
 	if status[200] == 0 || status[409] == 0 {
 		t.Fatal("the workload did not get both accepted and rejected operations")
 	}
-	store, err := postgres.Open(context.Background(), pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore()
 	seen := map[string]bool{}
 	for _, w := range wallets {
 		events, err := store.Events(context.Background(), uneventful.EventQuery{Domain: "wallet", EntityID: w, Limit: 100000})
