@@ -47,6 +47,19 @@ func (f roleFlags) natsOptions() ([]natsgo.Option, error) {
 	return natsSecurity{creds: *f.natsCreds, nkey: *f.natsNkey, ca: *f.natsCA, cert: *f.natsCert, key: *f.natsKey}.options()
 }
 
+// httpFlags are the flags of the roles that serve the API (serve, server).
+type httpFlags struct {
+	apiKeysFile *string
+	maxInFlight *int
+}
+
+func (m *Main) httpFlags(fs *flagSet) httpFlags {
+	return httpFlags{
+		apiKeysFile: fs.String("api-keys-file", "", "require API keys from this file (lines of <name> <read|write|read,write> <key>); default: no keys"),
+		maxInFlight: fs.Int("max-in-flight", uehttp.DefaultMaxInFlight, "commands the HTTP server waits on at once; past it a command is answered 503 overloaded with Retry-After at once"),
+	}
+}
+
 // connectRole connects to NATS and makes sure the event stream exists. It
 // waits for NATS to be there, but fails when NATS refuses the role (see
 // refused), which waiting would not mend.
@@ -124,8 +137,7 @@ func (m *Main) server(ctx context.Context, args []string) error {
 	fs := m.flags("server")
 	f := m.roleFlags(fs, "127.0.0.1:8080")
 	rf := m.redisFlags(fs)
-	apiKeysFile := fs.String("api-keys-file", "", "require API keys from this file (lines of <name> <read|write|read,write> <key>); default: no keys")
-	maxInFlight := fs.Int("max-in-flight", uehttp.DefaultMaxInFlight, "commands the HTTP server waits on at once; past it a command is answered 503 overloaded with Retry-After at once")
+	hf := m.httpFlags(fs)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -153,7 +165,7 @@ func (m *Main) server(ctx context.Context, args []string) error {
 		return err
 	}
 	defer rm.Close()
-	keys, err := apiKeys(*apiKeysFile)
+	keys, err := apiKeys(*hf.apiKeysFile)
 	if err != nil {
 		return err
 	}
@@ -166,7 +178,7 @@ func (m *Main) server(ctx context.Context, args []string) error {
 		Logger:      logger.With("role", "server"),
 		Metrics:     mets,
 		SourceName:  "server",
-		MaxInFlight: *maxInFlight,
+		MaxInFlight: *hf.maxInFlight,
 		SourceID:    fmt.Sprintf("%s:%d", hostname(), os.Getpid()),
 		Ready: map[string]func(context.Context) error{
 			"nats":  natsReady(nc.Conn),

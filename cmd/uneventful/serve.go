@@ -50,8 +50,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server: 0 picks a free one, -1 listens on none")
 	groupCommit := fs.Bool("group-commit", true, "commit every command that queued during the previous commit in one transaction")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	apiKeysFile := fs.String("api-keys-file", "", "require API keys from this file (lines of <name> <read|write|read,write> <key>); default: no keys")
-	maxInFlight := fs.Int("max-in-flight", uehttp.DefaultMaxInFlight, "commands the HTTP server waits on at once; past it a command is answered 503 overloaded with Retry-After at once")
+	hf := m.httpFlags(fs)
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof under /debug/pprof/ on this separate `address` (e.g. 127.0.0.1:6060), for profiling; empty: off")
 	// Only on the command line, never from the environment: it must not
 	// be switched on by a forgotten variable.
@@ -156,7 +155,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	go func() { defer histWG.Done(); runHistory(histCtx, js, hist, logger) }()
 	defer func() { stopHist(); histWG.Wait() }()
 
-	keys, err := apiKeys(*apiKeysFile)
+	keys, err := apiKeys(*hf.apiKeysFile)
 	if err != nil {
 		return err
 	}
@@ -168,7 +167,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		Reader:      rm,
 		Logger:      logger.With("role", "server"),
 		Metrics:     mets,
-		MaxInFlight: *maxInFlight,
+		MaxInFlight: *hf.maxInFlight,
 		SourceName:  "serve",
 		SourceID:    fmt.Sprintf("%s:%d", hostname(), os.Getpid()),
 		Ready: map[string]func(context.Context) error{
