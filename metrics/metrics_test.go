@@ -136,6 +136,11 @@ func TestRelayLag(t *testing.T) {
 	if got := value(t, m, "uneventful_writer_commit_failures_total", `domain="wallet"`); got != 1 {
 		t.Errorf("commit failures = %v, want 1", got)
 	}
+	// The attempt that looks keys up after a retried key is no conflict.
+	d.Committed(writer.Commit{Commands: 2, Attempts: 2, Lookup: true})
+	if got := value(t, m, "uneventful_writer_conflicts_total", `domain="wallet"`); got != 11 {
+		t.Errorf("conflicts = %v after a batch retried for its keys, want 11 (2 + 9)", got)
+	}
 	if m.Domain("wallet") != d {
 		t.Error("Domain returned another observer for the same domain")
 	}
